@@ -1,0 +1,1 @@
+from novaext.virt.driver import ExtLibvirtDriver  # noqa: F401

@@ -1,0 +1,72 @@
+"""The ``[novaext]`` option group and its oslo.config entry point."""
+
+from oslo_config import cfg
+
+GROUP = cfg.OptGroup(
+    'novaext',
+    title='novaext driver options',
+    help='Options of the novaext libvirt driver (novaext.ExtLibvirtDriver).')
+
+RSYNC_OPTS = [
+    cfg.PortOpt(
+        'rsync_port', default=873,
+        help='TCP port of the rsync daemon on every compute host. Resize '
+             'and cold migration push disks to the destination host\'s '
+             'daemon on this port.'),
+    cfg.StrOpt(
+        'rsync_address', default=None,
+        help='Address the rsync daemon listens on. Unset: all addresses '
+             '(restricted by rsync_hosts_allow).'),
+    cfg.StrOpt(
+        'rsync_module', default='nova_instances',
+        regex=r'^[A-Za-z0-9_.-]+$',
+        help='Name of the rsync module; it is rooted at '
+             '[DEFAULT]instances_path.'),
+    cfg.StrOpt(
+        'rsync_auth_user', default='nova',
+        regex=r'^[A-Za-z0-9_.-]+$',
+        help='User name the rsync daemon authenticates.'),
+    cfg.StrOpt(
+        'rsync_secrets_file', default='/etc/novaext/rsyncd.secrets',
+        help='Daemon side: file of "user:password" lines, mode 0600, '
+             'owned by the user running the daemon.'),
+    cfg.StrOpt(
+        'rsync_password_file', default='/etc/novaext/rsync.password',
+        help='Client side: file holding only the password of '
+             'rsync_auth_user, mode 0600. The password never appears on a '
+             'command line.'),
+    cfg.ListOpt(
+        'rsync_hosts_allow', default=['127.0.0.1'],
+        help='Hosts (addresses or networks) allowed to connect to the '
+             'rsync daemon: the compute hosts. Everything else is denied.'),
+    cfg.BoolOpt(
+        'rsync_use_chroot', default=True,
+        help='Whether the daemon chroots into instances_path for the '
+             'module (requires the daemon to run as root).'),
+    cfg.StrOpt(
+        'rsync_uid', default='nova',
+        help='User the daemon writes files as (the user nova-compute '
+             'runs as).'),
+    cfg.StrOpt(
+        'rsync_gid', default='nova',
+        help='Group the daemon writes files as.'),
+    cfg.StrOpt(
+        'rsyncd_config_file', default='/etc/novaext/rsyncd.conf',
+        help='Where novaext-rsyncd writes the daemon configuration.'),
+    cfg.StrOpt(
+        'rsyncd_pid_file', default='/run/novaext-rsyncd.pid',
+        help='PID file of the rsync daemon started by novaext-rsyncd.'),
+]
+
+ALL_OPTS = RSYNC_OPTS
+
+
+def register_opts(conf):
+    """Register the ``[novaext]`` group and its options on ``conf``."""
+    conf.register_group(GROUP)
+    conf.register_opts(ALL_OPTS, group=GROUP)
+
+
+def list_opts():
+    """Entry point for oslo-config-generator (``oslo.config.opts``)."""
+    return [(GROUP, ALL_OPTS)]

@@ -1,0 +1,1 @@
+"""The compute driver and the modules it delegates to."""

@@ -1,0 +1,1 @@
+"""Libvirt volume drivers of novaext and the registry that finds them."""

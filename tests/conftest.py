@@ -1,0 +1,23 @@
+"""Test-wide setup shared by the unit, functional and real tiers.
+
+nova-compute 34 runs on native threads, so the tests do too: eventlet
+patching is disabled before anything imports Nova's test packages (which
+call ``nova.monkey_patch.patch()`` on import).
+"""
+
+import os
+
+os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', '1')
+
+from nova import monkey_patch  # noqa: E402
+
+monkey_patch.patch(backend='threading')
+
+from nova import test as nova_test  # noqa: E402
+
+
+def _keep_attrs(self):
+    """pytest's unittest runner still needs the attributes after a test."""
+
+
+nova_test.TestCase._clear_attrs = _keep_attrs
