@@ -1,0 +1,75 @@
+"""novaext-rsyncd: set up and run this host's rsync daemon from nova.conf.
+
+    novaext-rsyncd --config-file /etc/nova/nova.conf write-config
+    novaext-rsyncd --config-file /etc/nova/nova.conf start
+    novaext-rsyncd --config-file /etc/nova/nova.conf check
+
+``start`` writes the config and starts the daemon if it is not running,
+then prints its PID; ``check`` exits 0 only if the daemon runs and answers.
+"""
+
+import sys
+
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from novaext import conf as novaext_conf
+from novaext.virt import rsync_daemon
+
+CONF = cfg.CONF
+
+
+def _write_config(settings):
+    print(rsync_daemon.write_config(settings))
+    return 0
+
+
+def _start(settings):
+    print(rsync_daemon.start(settings))
+    return 0
+
+
+def _check(settings):
+    pid = rsync_daemon.running_pid(settings)
+    ok = pid is not None and rsync_daemon.answers(
+        settings, settings.address or '127.0.0.1')
+    print(f'rsync daemon: {"running, pid %d" % pid if ok else "not running"}'
+          f' (port {settings.port}, module {settings.module})')
+    return 0 if ok else 1
+
+
+COMMANDS = {
+    'write-config': _write_config,
+    'start': _start,
+    'check': _check,
+}
+
+
+def _add_parsers(subparsers):
+    for name in COMMANDS:
+        subparsers.add_parser(name)
+
+
+def main(argv=None):
+    """Console script entry point; returns the process exit status."""
+    conf = cfg.ConfigOpts()
+    novaext_conf.register_opts(conf)
+    conf.register_opt(cfg.StrOpt('instances_path',
+                                 default='/var/lib/nova/instances',
+                                 help='Nova\'s [DEFAULT]instances_path.'))
+    conf.register_cli_opt(cfg.SubCommandOpt(
+        'command', handler=_add_parsers, help='what to do'))
+    logging.register_options(conf)
+    conf.set_default('use_stderr', True)
+    conf(sys.argv[1:] if argv is None else argv, project='nova')
+    logging.setup(conf, 'novaext-rsyncd')
+    try:
+        settings = rsync_daemon.RsyncDaemonSettings.from_conf(conf)
+        return COMMANDS[conf.command.name](settings)
+    except rsync_daemon.RsyncDaemonConfigError as e:
+        print(f'novaext-rsyncd: {e}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""A compute host on the real libvirtd, driven through Nova's interface.
+
+``RealComputeHost`` is a fixture that configures Nova for this machine
+(QEMU under software emulation, an instances_path of its own), gives it
+sqlite databases and an in-process image service (Nova's GlanceFixture),
+runs privileged helpers in-process (the tests run as root) and loads
+novaext's driver through ``nova.virt.driver.load_compute_driver``.
+
+It is shared by tests/real and scripts/demo; it needs the services
+started by scripts/start-services.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+
+import fixtures
+import libvirt
+from nova import context as nova_context
+from nova import objects
+from nova import thread_pool_factory
+from nova.tests import fixtures as nova_fixtures
+from nova.virt import driver as virt_driver
+from nova.virt import fake as fake_virt
+from oslo_config import cfg
+
+CONF = cfg.CONF
+LIBVIRT_URI = 'qemu:///system'
+
+
+def environment_problem():
+    """Return why real tests cannot run here, or None if they can."""
+    if os.geteuid() != 0:
+        return 'not root (libvirtd, QEMU and tgt need root)'
+    for tool in ('qemu-img', 'qemu-system-x86_64', 'rsync', 'tgtadm'):
+        if shutil.which(tool) is None:
+            return (f'{tool} is not installed (run '
+                    f'scripts/install-host-packages)')
+    try:
+        conn = libvirt.open(LIBVIRT_URI)
+    except libvirt.libvirtError as e:
+        return (f'libvirtd does not answer on {LIBVIRT_URI} ({e}); run '
+                f'scripts/start-services')
+    conn.close()
+    return None
+
+
+class RealComputeHost(fixtures.Fixture):
+    """One "compute host": an instances_path and novaext's driver on it."""
+
+    def __init__(self, hostname='real-host', instances_path=None):
+        super().__init__()
+        self.hostname = hostname
+        self._instances_path = instances_path
+
+    # GlanceFixture expects the test case API.
+    def stub_out(self, old, new):
+        self.useFixture(fixtures.MonkeyPatch(old, new))
+
+    def _setUp(self):
+        objects.register_all()
+        self.useFixture(nova_fixtures.ConfFixture(CONF))
+        self.instances_path = self._instances_path or self.useFixture(
+            fixtures.TempDir()).path
+        lock_path = os.path.join(self.instances_path, 'locks')
+        CONF.set_override('host', self.hostname)
+        CONF.set_override('instances_path', self.instances_path)
+        CONF.set_override('lock_path', lock_path, group='oslo_concurrency')
+        CONF.set_override('compute_driver', 'novaext.ExtLibvirtDriver')
+        for name, value in {
+                'virt_type': 'qemu', 'connection_uri': LIBVIRT_URI,
+                'cpu_mode': 'none', 'sysinfo_serial': 'none',
+                'images_type': 'default'}.items():
+            CONF.set_override(name, value, group='libvirt')
+        self.useFixture(nova_fixtures.Database(database='main'))
+        self.useFixture(nova_fixtures.Database(database='api'))
+        # Privileged helpers run in this (root) process instead of through
+        # a privsep daemon started with sudo.
+        self.useFixture(nova_fixtures.PrivsepFixture())
+        self.images = self.useFixture(nova_fixtures.GlanceFixture(self))
+        self.context = nova_context.get_admin_context()
+        self.driver = virt_driver.load_compute_driver(
+            fake_virt.FakeVirtAPI(), 'novaext.ExtLibvirtDriver')
+        self.driver.init_host(self.hostname)
+        self.addCleanup(self._stop_nova_threads)
+        self.addCleanup(self._destroy_leftover_domains)
+
+    # -- images ---------------------------------------------------------
+    def upload_image(self, path, disk_format, name='novaext-test-image',
+                     properties=None):
+        """Put the file at ``path`` into the image service; return its id."""
+        meta = {'name': name, 'disk_format': disk_format,
+                'container_format': 'bare', 'status': 'active',
+                'visibility': 'public', 'size': os.path.getsize(path),
+                'properties': properties or {}}
+        with open(path, 'rb') as data:
+            return self.images.create(self.context, meta, data=data)['id']
+
+    # -- instances ------------------------------------------------------
+    def new_instance(self, image_id, memory_mb=128, root_gb=1):
+        """Create an instance record (in the sqlite DB) for ``image_id``."""
+        flavor = objects.Flavor(
+            id=1, flavorid='novaext-test', name='novaext.test',
+            memory_mb=memory_mb, vcpus=1, root_gb=root_gb, ephemeral_gb=0,
+            swap=0, extra_specs={}, rxtx_factor=1.0, vcpu_weight=None,
+            is_public=True, disabled=False)
+        instance = objects.Instance(
+            context=self.context, uuid=str(uuid.uuid4()),
+            project_id='novaext', user_id='novaext', host=self.hostname,
+            node=self.hostname, compute_id=1, image_ref=image_id,
+            flavor=flavor,
+            instance_type_id=flavor.id, memory_mb=memory_mb, vcpus=1,
+            root_gb=root_gb, ephemeral_gb=0, root_device_name='/dev/vda',
+            vm_state='building', power_state=0, os_type='linux',
+            system_metadata={}, config_drive='',
+            display_name='novaext-real')
+        instance.create()
+        return instance
+
+    def image_meta(self, image_id):
+        return objects.ImageMeta.from_dict(
+            self.images.show(self.context, image_id))
+
+    def spawn(self, instance):
+        """Spawn through the driver's ComputeDriver.spawn, no networks."""
+        self.driver.spawn(self.context, instance,
+                          self.image_meta(instance.image_ref),
+                          injected_files=[], admin_password=None,
+                          allocations={}, network_info=[],
+                          block_device_info=None)
+
+    def destroy(self, instance):
+        self.driver.destroy(self.context, instance, network_info=[],
+                            block_device_info=None, destroy_disks=True)
+
+    # -- inspection -----------------------------------------------------
+    def domain(self, instance):
+        """The libvirt domain of ``instance`` on the real libvirtd, or None."""
+        conn = libvirt.open(LIBVIRT_URI)
+        try:
+            return conn.lookupByName(instance.name)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+        finally:
+            conn.close()
+
+    def instance_dir(self, instance):
+        return os.path.join(self.instances_path, instance.uuid)
+
+    def _stop_nova_threads(self):
+        """Stop what init_host started, as nova-compute's shutdown would.
+
+        Host.cleanup stops the delayed-event executor; Nova never ends its
+        connection-event loop (it runs until the process exits), so one
+        handler that raises SystemExit ends it, and the executors can then
+        be reset without joining a thread blocked forever.
+        """
+        self.driver.cleanup_host(self.hostname)
+
+        def _end_loop():
+            raise SystemExit
+
+        self.driver._host._conn_event_handler_queue.put(_end_loop)
+        thread_pool_factory.reset_all_executors()
+
+    def _destroy_leftover_domains(self):
+        """Tear down domains this host defined if a test failed midway."""
+        conn = libvirt.open(LIBVIRT_URI)
+        try:
+            for dom in conn.listAllDomains():
+                xml = dom.XMLDesc(0)
+                if self.instances_path in xml:
+                    if dom.isActive():
+                        dom.destroy()
+                    dom.undefineFlags(
+                        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                        libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        finally:
+            conn.close()
+
+
+def qemu_img_info(path):
+    """``qemu-img info --output=json`` of ``path`` as a dict (one level)."""
+    out = subprocess.run(
+        ['qemu-img', 'info', '--force-share', '--output=json', path],
+        check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
