@@ -47,6 +47,12 @@ def environment_problem():
     return None
 
 
+def _dispatch_conn_events_until_stopped(host):
+    """Nova's Host._conn_event_thread, but one that can be stopped."""
+    while not getattr(host, 'novaext_stop_events', False):
+        host._dispatch_conn_event()
+
+
 class RealComputeHost(fixtures.Fixture):
     """One "compute host": an instances_path and novaext's driver on it."""
 
@@ -80,6 +86,9 @@ class RealComputeHost(fixtures.Fixture):
         # a privsep daemon started with sudo.
         self.useFixture(nova_fixtures.PrivsepFixture())
         self.images = self.useFixture(nova_fixtures.GlanceFixture(self))
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.virt.libvirt.host.Host._conn_event_thread',
+            _dispatch_conn_events_until_stopped))
         self.context = nova_context.get_admin_context()
         self.driver = virt_driver.load_compute_driver(
             fake_virt.FakeVirtAPI(), 'novaext.ExtLibvirtDriver')
@@ -154,17 +163,16 @@ class RealComputeHost(fixtures.Fixture):
     def _stop_nova_threads(self):
         """Stop what init_host started, as nova-compute's shutdown would.
 
-        Host.cleanup stops the delayed-event executor; Nova never ends its
-        connection-event loop (it runs until the process exits), so one
-        handler that raises SystemExit ends it, and the executors can then
-        be reset without joining a thread blocked forever.
+        Host.cleanup stops the delayed-event executor. Nova's
+        connection-event loop runs until the process exits, so the
+        harness runs Nova's own dispatch step in a loop that ends when
+        asked (see _dispatch_conn_events_until_stopped); with it ended the
+        executors can be reset without joining a thread blocked forever.
         """
         self.driver.cleanup_host(self.hostname)
-
-        def _end_loop():
-            raise SystemExit
-
-        self.driver._host._conn_event_handler_queue.put(_end_loop)
+        host = self.driver._host
+        host.novaext_stop_events = True
+        host._conn_event_handler_queue.put(lambda: None)
         thread_pool_factory.reset_all_executors()
 
     def _destroy_leftover_domains(self):

@@ -1,4 +1,4 @@
-"""novaext-rsyncd starts a real rsync daemon that only lets in who it should."""
+"""novaext-rsyncd runs a real rsync daemon that admits only whom it should."""
 
 import os
 import signal
