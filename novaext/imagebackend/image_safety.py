@@ -1,0 +1,59 @@
+"""Safety checks for a downloaded delta snapshot, before QEMU opens it.
+
+A delta snapshot is a qcow2 with a backing file, which Nova's own fetch
+refuses outright. novaext accepts exactly one form of it: a qcow2 whose
+only safety-check failure in oslo's format inspector is "backing file",
+whose backing file name is the bare sha1 its image declares, and which has
+no external data file. Everything else is refused with ImageUnacceptable
+naming the image.
+"""
+
+from nova import exception
+from nova.virt import images
+from oslo_utils.imageutils import format_inspector
+
+ALLOWED_FAILURES = frozenset({'backing_file'})
+
+
+def _refuse(image_id, reason):
+    return exception.ImageUnacceptable(image_id=image_id, reason=reason)
+
+
+def check_delta_snapshot(path, image_id, disk_format, base_sha1):
+    """Check the delta snapshot file at ``path``; raise if it is unsafe.
+
+    :param disk_format: the image's declared disk_format (must be qcow2)
+    :param base_sha1: the image's validated base_image_id_sha1
+    :raises: ImageUnacceptable
+    """
+    if disk_format != 'qcow2':
+        raise _refuse(image_id, f'delta snapshot must be qcow2, not '
+                                f'{disk_format!r}')
+    try:
+        inspector = format_inspector.detect_file_format(path)
+    except format_inspector.ImageFormatError as e:
+        raise _refuse(image_id, f'unreadable image: {e}') from e
+    if inspector is None or str(inspector) != 'qcow2':
+        raise _refuse(image_id, f'image content is {inspector} but '
+                                f'disk_format is qcow2')
+    try:
+        inspector.safety_check()
+    except format_inspector.SafetyCheckFailed as e:
+        unexpected = set(e.failures) - ALLOWED_FAILURES
+        if unexpected:
+            raise _refuse(image_id, 'image fails safety checks: ' +
+                          ', '.join(sorted(unexpected))) from e
+    except format_inspector.ImageFormatError as e:
+        raise _refuse(image_id,
+                      f'image cannot be safety checked: {e}') from e
+
+    info = images.qemu_img_info(path, format='qcow2')
+    data_file = (info.format_specific or {}).get('data', {}).get(
+        'data-file')
+    if data_file is not None:
+        raise _refuse(image_id, f'qcow2 has an external data file '
+                                f'{data_file!r}')
+    if info.backing_file != base_sha1:
+        raise _refuse(image_id, f'backing file {info.backing_file!r} is not '
+                                f'the declared base {base_sha1}')
+    return info

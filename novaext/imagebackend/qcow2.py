@@ -1,0 +1,151 @@
+"""novaext's qcow2 image backend: Nova's Qcow2 plus delta-snapshot boot.
+
+``ExtQcow2.cache`` classifies the disk's image (image_kind), looks the case
+up in cache_plan.PLAN and runs its steps. Normal images and full snapshots
+go to Nova's own ``Qcow2.cache`` unchanged. A delta snapshot is downloaded
+as it is (no format conversion), checked (image_safety), pointed at its
+base in ``_base`` with a metadata-only rebase, and grown to the flavor's
+size; its base is fetched once per host, under the same external lock
+Nova takes for that base name.
+"""
+
+import os
+
+from nova import exception
+from nova import utils
+from nova.image import glance
+from nova.virt import images
+from nova.virt.libvirt import imagebackend
+from nova.virt.libvirt import utils as libvirt_utils
+from oslo_concurrency import processutils
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_utils import fileutils
+
+from novaext.imagebackend import cache_plan
+from novaext.imagebackend import delta_base
+from novaext.imagebackend import image_kind
+from novaext.imagebackend import image_safety
+from novaext.imagebackend.cache_plan import Step
+
+CONF = cfg.CONF
+LOG = logging.getLogger(__name__)
+
+
+def register(backend, use_cow_images):
+    """Put ExtQcow2 behind 'qcow2' (and 'default' with use_cow_images)."""
+    backend.BACKEND['qcow2'] = ExtQcow2
+    if use_cow_images:
+        backend.BACKEND['default'] = ExtQcow2
+
+
+def base_dir():
+    return os.path.join(CONF.instances_path,
+                        CONF.image_cache.subdirectory_name)
+
+
+def rebase_unsafe(path, backing_file, backing_format):
+    """Point ``path`` at ``backing_file`` by rewriting its header only."""
+    processutils.execute('qemu-img', 'rebase', '-u', '-f', 'qcow2',
+                         '-F', backing_format, '-b', backing_file, path)
+
+
+class _DeltaBoot:
+    """The state one delta-snapshot ``cache`` call works on."""
+
+    def __init__(self, disk, context, image, base_sha1, size,
+                 trusted_certs):
+        self.disk = disk
+        self.context = context
+        self.image = image
+        self.image_id = image['id']
+        self.base_sha1 = base_sha1
+        self.size = size
+        self.trusted_certs = trusted_certs
+        self.base = self._base_path()
+
+    def _base_path(self):
+        expected = os.path.join(base_dir(), self.base_sha1)
+        if not self.disk.exists():
+            return expected
+        backing = libvirt_utils.get_disk_backing_file(self.disk.path)
+        if backing is None:
+            return expected
+        name = os.path.basename(backing)
+        if (os.path.dirname(os.path.abspath(backing)) != base_dir() or
+                name.split('_')[0] != self.base_sha1):
+            raise exception.ImageUnacceptable(
+                image_id=self.image_id,
+                reason=f'existing disk {self.disk.path} is backed by '
+                       f'{backing!r}, not by base {self.base_sha1}')
+        return backing
+
+    def run(self, steps):
+        for step in steps:
+            getattr(self, '_' + step.name.lower())()
+
+    def _fetch_base(self):
+        fileutils.ensure_tree(base_dir())
+
+        @utils.synchronized(self.base_sha1, external=True,
+                            lock_path=self.disk.lock_path)
+        def fetch_once():
+            if os.path.exists(self.base):
+                return
+            base_id = delta_base.find_base_image_id(
+                self.context, glance.API(), self.base_sha1, self.image_id)
+            LOG.info('Fetching base %(base)s of delta snapshot %(delta)s '
+                     'from image %(id)s',
+                     {'base': self.base_sha1, 'delta': self.image_id,
+                      'id': base_id})
+            libvirt_utils.fetch_image(self.context, self.base, base_id,
+                                      self.trusted_certs)
+        fetch_once()
+
+    def _touch_base(self):
+        try:
+            os.utime(self.base, None)
+        except PermissionError:
+            pass
+
+    def _fetch_delta(self):
+        part = self.disk.path + '.part'
+        with fileutils.remove_path_on_error(part):
+            images.fetch(self.context, self.image_id, part,
+                         self.trusted_certs)
+            image_safety.check_delta_snapshot(
+                part, self.image_id, self.image.get('disk_format'),
+                self.base_sha1)
+            base_format = images.qemu_img_info(self.base).file_format
+            rebase_unsafe(part, self.base, base_format)
+            os.rename(part, self.disk.path)
+
+    def _grow(self):
+        if self.size and self.size > self.disk.get_disk_size(self.disk.path):
+            self.disk.resize_image(self.size)
+
+
+class ExtQcow2(imagebackend.Qcow2):
+    """Nova's Qcow2 image that also boots from delta snapshots."""
+
+    def cache(self, fetch_func, filename, size=None, safe=False, *args,
+              **kwargs):
+        context = kwargs.get('context')
+        image_id = kwargs.get('image_id')
+        if context is None or image_id is None:
+            # ephemeral, swap, or a copy from another host: Nova's path
+            return super().cache(fetch_func, filename, size, safe, *args,
+                                 **kwargs)
+        image = glance.API().get(context, image_id)
+        kind, base_sha1 = image_kind.classify(image)
+        base_present = base_sha1 is not None and os.path.exists(
+            os.path.join(base_dir(), base_sha1))
+        steps = cache_plan.steps_for(kind, self.exists(), base_present)
+        if steps == (Step.NOVA_CACHE,):
+            return super().cache(fetch_func, filename, size, safe, *args,
+                                 **kwargs)
+        LOG.debug('Disk %(path)s from %(kind)s %(id)s: %(steps)s',
+                  {'path': self.path, 'kind': kind.value, 'id': image_id,
+                   'steps': [s.value for s in steps]})
+        _DeltaBoot(self, context, image, base_sha1, size,
+                   kwargs.get('trusted_certs')).run(steps)
