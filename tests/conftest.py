@@ -21,3 +21,16 @@ def _keep_attrs(self):
 
 
 nova_test.TestCase._clear_attrs = _keep_attrs
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _pytest_basetemp_outside_nova_tempdirs(tmp_path_factory):
+    """Fix pytest's base temp dir before a Nova fixture moves TMPDIR.
+
+    Some of Nova's fixtures point tempfile at a nested directory they
+    remove on cleanup; pytest must not put its base temp dir there.
+    """
+    tmp_path_factory.getbasetemp()

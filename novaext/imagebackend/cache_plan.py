@@ -17,14 +17,17 @@ class Step(enum.Enum):
     NOVA_CACHE = 'Nova\'s Qcow2.cache'
     FETCH_BASE = 'fetch the base under its lock'
     TOUCH_BASE = 'mark the cached base in use'
-    FETCH_DELTA = 'fetch the delta, check it, rebase -u onto the base'
+    FETCH_DELTA = 'fetch the delta and check it, before any base fetch'
+    PLACE_DELTA = 'rebase -u the delta onto the base, move it into place'
     GROW = 'grow the disk to the flavor size'
 
 
 _DELTA_STEPS = {
     # (disk present, base present)
-    (False, False): (Step.FETCH_BASE, Step.FETCH_DELTA, Step.GROW),
-    (False, True): (Step.TOUCH_BASE, Step.FETCH_DELTA, Step.GROW),
+    (False, False): (Step.FETCH_DELTA, Step.FETCH_BASE, Step.PLACE_DELTA,
+                     Step.GROW),
+    (False, True): (Step.FETCH_DELTA, Step.TOUCH_BASE, Step.PLACE_DELTA,
+                    Step.GROW),
     (True, False): (Step.FETCH_BASE, Step.GROW),
     (True, True): (Step.TOUCH_BASE, Step.GROW),
 }

@@ -63,6 +63,7 @@ class _DeltaBoot:
         self.size = size
         self.trusted_certs = trusted_certs
         self.base = self._base_path()
+        self.part = disk.path + '.part'
 
     def _base_path(self):
         expected = os.path.join(base_dir(), self.base_sha1)
@@ -80,10 +81,6 @@ class _DeltaBoot:
                        f'{backing!r}, not by base {self.base_sha1}')
         return backing
 
-    def run(self, steps):
-        for step in steps:
-            getattr(self, '_' + step.name.lower())()
-
     def _fetch_base(self):
         fileutils.ensure_tree(base_dir())
 
@@ -98,8 +95,13 @@ class _DeltaBoot:
                      'from image %(id)s',
                      {'base': self.base_sha1, 'delta': self.image_id,
                       'id': base_id})
-            libvirt_utils.fetch_image(self.context, self.base, base_id,
-                                      self.trusted_certs)
+            try:
+                libvirt_utils.fetch_image(self.context, self.base, base_id,
+                                          self.trusted_certs)
+            except exception.ImageUnacceptable as e:
+                raise exception.ImageUnacceptable(
+                    image_id=self.image_id,
+                    reason=f'its base image is unacceptable: {e}') from e
         fetch_once()
 
     def _touch_base(self):
@@ -108,17 +110,24 @@ class _DeltaBoot:
         except PermissionError:
             pass
 
+    def run(self, steps):
+        try:
+            for step in steps:
+                getattr(self, '_' + step.name.lower())()
+        finally:
+            fileutils.delete_if_exists(self.part)
+
     def _fetch_delta(self):
-        part = self.disk.path + '.part'
-        with fileutils.remove_path_on_error(part):
-            images.fetch(self.context, self.image_id, part,
-                         self.trusted_certs)
-            image_safety.check_delta_snapshot(
-                part, self.image_id, self.image.get('disk_format'),
-                self.base_sha1)
-            base_format = images.qemu_img_info(self.base).file_format
-            rebase_unsafe(part, self.base, base_format)
-            os.rename(part, self.disk.path)
+        images.fetch(self.context, self.image_id, self.part,
+                     self.trusted_certs)
+        image_safety.check_delta_snapshot(
+            self.part, self.image_id, self.image.get('disk_format'),
+            self.base_sha1)
+
+    def _place_delta(self):
+        base_format = images.qemu_img_info(self.base).file_format
+        rebase_unsafe(self.part, self.base, base_format)
+        os.rename(self.part, self.disk.path)
 
     def _grow(self):
         if self.size and self.size > self.disk.get_disk_size(self.disk.path):

@@ -98,9 +98,9 @@ class RealComputeHost(fixtures.Fixture):
 
     # -- images ---------------------------------------------------------
     def upload_image(self, path, disk_format, name='novaext-test-image',
-                     properties=None):
+                     properties=None, image_id=None):
         """Put the file at ``path`` into the image service; return its id."""
-        meta = {'name': name, 'disk_format': disk_format,
+        meta = {'id': image_id or str(uuid.uuid4()), 'name': name, 'disk_format': disk_format,
                 'container_format': 'bare', 'status': 'active',
                 'visibility': 'public', 'size': os.path.getsize(path),
                 'properties': properties or {}}

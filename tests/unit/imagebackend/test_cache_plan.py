@@ -21,9 +21,9 @@ EXPECTED = {
     (ImageKind.FULL_SNAPSHOT, True, False): NOVA,
     (ImageKind.FULL_SNAPSHOT, True, True): NOVA,
     (ImageKind.DELTA_SNAPSHOT, False, False):
-        (Step.FETCH_BASE, Step.FETCH_DELTA, Step.GROW),
+        (Step.FETCH_DELTA, Step.FETCH_BASE, Step.PLACE_DELTA, Step.GROW),
     (ImageKind.DELTA_SNAPSHOT, False, True):
-        (Step.TOUCH_BASE, Step.FETCH_DELTA, Step.GROW),
+        (Step.FETCH_DELTA, Step.TOUCH_BASE, Step.PLACE_DELTA, Step.GROW),
     (ImageKind.DELTA_SNAPSHOT, True, False):
         (Step.FETCH_BASE, Step.GROW),
     (ImageKind.DELTA_SNAPSHOT, True, True):
@@ -49,7 +49,15 @@ def test_a_delta_disk_never_fetches_a_base_that_is_present():
             assert Step.FETCH_BASE not in steps, kind
 
 
+def test_delta_is_checked_before_any_base_is_fetched():
+    for steps in cache_plan.PLAN.values():
+        if Step.FETCH_DELTA in steps and Step.FETCH_BASE in steps:
+            assert steps.index(Step.FETCH_DELTA) < steps.index(
+                Step.FETCH_BASE)
+
+
 def test_existing_delta_disk_is_never_downloaded_again():
     for (kind, disk, _base), steps in cache_plan.PLAN.items():
         if disk:
             assert Step.FETCH_DELTA not in steps, kind
+            assert Step.PLACE_DELTA not in steps, kind

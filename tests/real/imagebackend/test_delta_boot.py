@@ -1,0 +1,69 @@
+"""Booting from a delta snapshot on the real libvirtd, base not cached."""
+
+import os
+
+import libvirt
+
+from tests.real import harness
+from tests.real.imagebackend import images
+
+
+def test_boot_from_delta_snapshot_fetches_base_by_sha1_and_rebases(
+        real_host, tmp_path):
+    base_id, base_sha1, base_file, delta_file = images.make_base_and_delta(
+        str(tmp_path))
+    real_host.upload_image(base_file, 'qcow2', name='base',
+                           properties={'image_id_sha1': base_sha1},
+                           image_id=base_id)
+    delta_id = real_host.upload_image(
+        delta_file, 'qcow2', name='delta',
+        properties={'base_image_id_sha1': base_sha1,
+                    'image_type': 'snapshot'})
+    base_path = os.path.join(real_host.instances_path, '_base', base_sha1)
+    assert not os.path.exists(base_path)
+
+    instance = real_host.new_instance(delta_id)
+    real_host.spawn(instance)
+
+    dom = real_host.domain(instance)
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    info = harness.qemu_img_info(disk)
+    assert info['format'] == 'qcow2'
+    assert info['full-backing-filename'] == base_path
+    assert info['virtual-size'] == instance.flavor.root_gb * 1024 ** 3
+    assert harness.qemu_img_info(base_path)['format'] == 'raw'
+    # The guest-visible disk is the base plus the delta's own writes.
+    images.qemu_io(disk, 'qcow2', 'read -P 0x5a 0 1M', 'read -P 0xa5 1M 1M',
+                   'read -P 0 2M 1M', force_share=True)
+    assert not [n for n in os.listdir(real_host.instance_dir(instance))
+                if n.endswith('.part')]
+
+    real_host.destroy(instance)
+    assert real_host.domain(instance) is None
+
+
+def test_second_boot_of_delta_reuses_cached_base(real_host, tmp_path):
+    base_id, base_sha1, base_file, delta_file = images.make_base_and_delta(
+        str(tmp_path))
+    real_host.upload_image(base_file, 'qcow2', name='base',
+                           properties={'image_id_sha1': base_sha1},
+                           image_id=base_id)
+    delta_id = real_host.upload_image(
+        delta_file, 'qcow2', properties={'base_image_id_sha1': base_sha1})
+    first = real_host.new_instance(delta_id)
+    real_host.spawn(first)
+    base_path = os.path.join(real_host.instances_path, '_base', base_sha1)
+    base_inode = os.stat(base_path).st_ino
+    # With the base image gone from the image service, only the cache can
+    # serve the second boot.
+    real_host.images.delete(real_host.context, base_id)
+
+    second = real_host.new_instance(delta_id)
+    real_host.spawn(second)
+
+    assert os.stat(base_path).st_ino == base_inode
+    disk = os.path.join(real_host.instance_dir(second), 'disk')
+    assert harness.qemu_img_info(disk)['full-backing-filename'] == base_path
+    real_host.destroy(first)
+    real_host.destroy(second)
