@@ -100,7 +100,8 @@ class RealComputeHost(fixtures.Fixture):
     def upload_image(self, path, disk_format, name='novaext-test-image',
                      properties=None, image_id=None):
         """Put the file at ``path`` into the image service; return its id."""
-        meta = {'id': image_id or str(uuid.uuid4()), 'name': name, 'disk_format': disk_format,
+        meta = {'id': image_id or str(uuid.uuid4()), 'name': name,
+                'disk_format': disk_format,
                 'container_format': 'bare', 'status': 'active',
                 'visibility': 'public', 'size': os.path.getsize(path),
                 'properties': properties or {}}
