@@ -26,6 +26,7 @@ from novaext.imagebackend import cache_plan
 from novaext.imagebackend import delta_base
 from novaext.imagebackend import image_kind
 from novaext.imagebackend import image_safety
+from novaext.imagebackend.cache_plan import Purpose
 from novaext.imagebackend.cache_plan import Step
 
 CONF = cfg.CONF
@@ -48,6 +49,10 @@ def rebase_unsafe(path, backing_file, backing_format):
     """Point ``path`` at ``backing_file`` by rewriting its header only."""
     processutils.execute('qemu-img', 'rebase', '-u', '-f', 'qcow2',
                          '-F', backing_format, '-b', backing_file, path)
+
+
+def _base_must_exist(target, *args, **kwargs):
+    raise exception.ImageNotFound(image_id=os.path.basename(target))
 
 
 class _DeltaBoot:
@@ -129,6 +134,13 @@ class _DeltaBoot:
         rebase_unsafe(self.part, self.base, base_format)
         os.rename(self.part, self.disk.path)
 
+    def _empty_overlay(self):
+        # Nova's own Qcow2.cache: the base exists, so it only creates the
+        # overlay on it (under Nova's lock) at the requested size.
+        imagebackend.Qcow2.cache(
+            self.disk, fetch_func=_base_must_exist,
+            filename=os.path.basename(self.base), size=self.size)
+
     def _grow(self):
         if self.size and self.size > self.disk.get_disk_size(self.disk.path):
             self.disk.resize_image(self.size)
@@ -149,12 +161,20 @@ class ExtQcow2(imagebackend.Qcow2):
         kind, base_sha1 = image_kind.classify(image)
         base_present = base_sha1 is not None and os.path.exists(
             os.path.join(base_dir(), base_sha1))
-        steps = cache_plan.steps_for(kind, self.exists(), base_present)
+        # Nova names the base it wants: sha1(image_ref) to boot, the disk's
+        # backing file name to restore a backing.
+        purpose = (Purpose.BACKING
+                   if base_sha1 and filename.split('_')[0] == base_sha1
+                   else Purpose.BOOT)
+        steps = cache_plan.steps_for(kind, purpose, self.exists(),
+                                     base_present)
         if steps == (Step.NOVA_CACHE,):
             return super().cache(fetch_func, filename, size, safe, *args,
                                  **kwargs)
-        LOG.debug('Disk %(path)s from %(kind)s %(id)s: %(steps)s',
+        LOG.debug('Disk %(path)s from %(kind)s %(id)s, %(purpose)s: '
+                  '%(steps)s',
                   {'path': self.path, 'kind': kind.value, 'id': image_id,
+                   'purpose': purpose.value,
                    'steps': [s.value for s in steps]})
         _DeltaBoot(self, context, image, base_sha1, size,
                    kwargs.get('trusted_certs')).run(steps)

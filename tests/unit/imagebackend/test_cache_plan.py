@@ -1,52 +1,58 @@
-"""The decision table, over every image kind x disk present x base present."""
+"""The decision table, over every image kind x purpose x disk x base."""
 
 import itertools
 
 import pytest
 
 from novaext.imagebackend import cache_plan
+from novaext.imagebackend.cache_plan import Purpose
 from novaext.imagebackend.cache_plan import Step
 from novaext.imagebackend.image_kind import ImageKind
 
 NOVA = (Step.NOVA_CACHE,)
+DELTA = ImageKind.DELTA_SNAPSHOT
+BOOT, BACKING = Purpose.BOOT, Purpose.BACKING
 
 # Written out by hand, independently of the table's own construction.
 EXPECTED = {
-    (ImageKind.NORMAL, False, False): NOVA,
-    (ImageKind.NORMAL, False, True): NOVA,
-    (ImageKind.NORMAL, True, False): NOVA,
-    (ImageKind.NORMAL, True, True): NOVA,
-    (ImageKind.FULL_SNAPSHOT, False, False): NOVA,
-    (ImageKind.FULL_SNAPSHOT, False, True): NOVA,
-    (ImageKind.FULL_SNAPSHOT, True, False): NOVA,
-    (ImageKind.FULL_SNAPSHOT, True, True): NOVA,
-    (ImageKind.DELTA_SNAPSHOT, False, False):
+    **{(kind, purpose, disk, base): NOVA
+       for kind in (ImageKind.NORMAL, ImageKind.FULL_SNAPSHOT)
+       for purpose in Purpose
+       for disk in (False, True) for base in (False, True)},
+    (DELTA, BOOT, False, False):
         (Step.FETCH_DELTA, Step.FETCH_BASE, Step.PLACE_DELTA, Step.GROW),
-    (ImageKind.DELTA_SNAPSHOT, False, True):
+    (DELTA, BOOT, False, True):
         (Step.FETCH_DELTA, Step.TOUCH_BASE, Step.PLACE_DELTA, Step.GROW),
-    (ImageKind.DELTA_SNAPSHOT, True, False):
-        (Step.FETCH_BASE, Step.GROW),
-    (ImageKind.DELTA_SNAPSHOT, True, True):
-        (Step.TOUCH_BASE, Step.GROW),
+    (DELTA, BOOT, True, False): (Step.FETCH_BASE, Step.GROW),
+    (DELTA, BOOT, True, True): (Step.TOUCH_BASE, Step.GROW),
+    (DELTA, BACKING, False, False): (Step.FETCH_BASE, Step.EMPTY_OVERLAY),
+    (DELTA, BACKING, False, True): (Step.TOUCH_BASE, Step.EMPTY_OVERLAY),
+    (DELTA, BACKING, True, False): (Step.FETCH_BASE,),
+    (DELTA, BACKING, True, True): (Step.TOUCH_BASE,),
 }
 
+CASES = list(itertools.product(ImageKind, Purpose, (False, True),
+                               (False, True)))
 
-@pytest.mark.parametrize(
-    'kind,disk,base',
-    list(itertools.product(ImageKind, (False, True), (False, True))))
-def test_every_case_has_the_expected_steps(kind, disk, base):
-    assert cache_plan.steps_for(kind, disk, base) == EXPECTED[
-        (kind, disk, base)]
+
+def test_expected_covers_all_24_combinations():
+    assert len(CASES) == 24 and set(EXPECTED) == set(CASES)
+
+
+@pytest.mark.parametrize('kind,purpose,disk,base', CASES)
+def test_every_case_has_the_expected_steps(kind, purpose, disk, base):
+    assert cache_plan.steps_for(kind, purpose, disk, base) == EXPECTED[
+        (kind, purpose, disk, base)]
 
 
 def test_table_has_no_case_beyond_the_combinations():
-    assert set(cache_plan.PLAN) == set(EXPECTED)
+    assert set(cache_plan.PLAN) == set(CASES)
 
 
-def test_a_delta_disk_never_fetches_a_base_that_is_present():
-    for (kind, _disk, base), steps in cache_plan.PLAN.items():
+def test_a_base_that_is_present_is_never_fetched():
+    for (_kind, _purpose, _disk, base), steps in cache_plan.PLAN.items():
         if base:
-            assert Step.FETCH_BASE not in steps, kind
+            assert Step.FETCH_BASE not in steps
 
 
 def test_delta_is_checked_before_any_base_is_fetched():
@@ -56,8 +62,14 @@ def test_delta_is_checked_before_any_base_is_fetched():
                 Step.FETCH_BASE)
 
 
-def test_existing_delta_disk_is_never_downloaded_again():
-    for (kind, disk, _base), steps in cache_plan.PLAN.items():
+def test_an_existing_disk_is_never_replaced():
+    for (_kind, _purpose, disk, _base), steps in cache_plan.PLAN.items():
         if disk:
-            assert Step.FETCH_DELTA not in steps, kind
-            assert Step.PLACE_DELTA not in steps, kind
+            assert not {Step.FETCH_DELTA, Step.PLACE_DELTA,
+                        Step.EMPTY_OVERLAY} & set(steps)
+
+
+def test_restoring_a_backing_never_downloads_the_delta():
+    for (_kind, purpose, _disk, _base), steps in cache_plan.PLAN.items():
+        if purpose is BACKING:
+            assert Step.FETCH_DELTA not in steps
