@@ -11,6 +11,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from novaext import conf as novaext_conf
+from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
 from novaext.volume import registry as volume_registry
 
@@ -28,6 +29,7 @@ class ExtLibvirtDriver(libvirt_driver.LibvirtDriver):
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi, read_only)
         ext_qcow2.register(self.image_backend, CONF.use_cow_images)
+        self.image_cache_manager = image_cache.ExtImageCacheManager()
         self._ext_volume_driver_classes = (
             volume_registry.load_volume_driver_classes())
         self._ext_volume_driver_lock = threading.Lock()

@@ -96,6 +96,12 @@ class RealComputeHost(fixtures.Fixture):
         self.addCleanup(self._stop_nova_threads)
         self.addCleanup(self._destroy_leftover_domains)
 
+    def conf_group(self, group, **overrides):
+        """Set options of ``group`` for this host; return the group."""
+        for name, value in overrides.items():
+            CONF.set_override(name, value, group=group)
+        return getattr(CONF, group)
+
     # -- images ---------------------------------------------------------
     def upload_image(self, path, disk_format, name='novaext-test-image',
                      properties=None, image_id=None):
