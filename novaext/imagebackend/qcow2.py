@@ -9,6 +9,7 @@ size; its base is fetched once per host, under the same external lock
 Nova takes for that base name.
 """
 
+import functools
 import os
 
 from nova import exception
@@ -26,6 +27,7 @@ from novaext.imagebackend import cache_plan
 from novaext.imagebackend import delta_base
 from novaext.imagebackend import image_kind
 from novaext.imagebackend import image_safety
+from novaext.imagebackend import legacy_base
 from novaext.imagebackend.cache_plan import Purpose
 from novaext.imagebackend.cache_plan import Step
 
@@ -49,6 +51,48 @@ def rebase_unsafe(path, backing_file, backing_format):
     """Point ``path`` at ``backing_file`` by rewriting its header only."""
     processutils.execute('qemu-img', 'rebase', '-u', '-f', 'qcow2',
                          '-F', backing_format, '-b', backing_file, path)
+
+
+def fetch_base_by_sha1(context, base_path, base_sha1, lock_path,
+                       delta_image_id, trusted_certs=None):
+    """Make ``base_path`` hold the image whose id hashes to ``base_sha1``.
+
+    Fetched at most once per host, under the lock Nova takes for that
+    base name; the image is found by its image_id_sha1 property.
+    """
+    fileutils.ensure_tree(os.path.dirname(base_path))
+
+    @utils.synchronized(base_sha1, external=True, lock_path=lock_path)
+    def fetch_once():
+        if os.path.exists(base_path):
+            return
+        base_id = delta_base.find_base_image_id(
+            context, glance.API(), base_sha1, delta_image_id)
+        LOG.info('Fetching base %(base)s of delta snapshot %(delta)s '
+                 'from image %(id)s',
+                 {'base': base_sha1, 'delta': delta_image_id, 'id': base_id})
+        try:
+            libvirt_utils.fetch_image(context, base_path, base_id,
+                                      trusted_certs)
+        except exception.ImageUnacceptable as e:
+            raise exception.ImageUnacceptable(
+                image_id=delta_image_id,
+                reason=f'its base image is unacceptable: {e}') from e
+    fetch_once()
+
+
+def fetch_image_base(context, base_path, image_id, lock_path,
+                     trusted_certs=None):
+    """Make ``base_path`` hold ``image_id`` (Nova's fetch, under lock)."""
+    fileutils.ensure_tree(os.path.dirname(base_path))
+
+    @utils.synchronized(os.path.basename(base_path), external=True,
+                        lock_path=lock_path)
+    def fetch_once():
+        if not os.path.exists(base_path):
+            libvirt_utils.fetch_image(context, base_path, image_id,
+                                      trusted_certs)
+    fetch_once()
 
 
 def _base_must_exist(target, *args, **kwargs):
@@ -87,27 +131,9 @@ class _DeltaBoot:
         return backing
 
     def _fetch_base(self):
-        fileutils.ensure_tree(base_dir())
-
-        @utils.synchronized(self.base_sha1, external=True,
-                            lock_path=self.disk.lock_path)
-        def fetch_once():
-            if os.path.exists(self.base):
-                return
-            base_id = delta_base.find_base_image_id(
-                self.context, glance.API(), self.base_sha1, self.image_id)
-            LOG.info('Fetching base %(base)s of delta snapshot %(delta)s '
-                     'from image %(id)s',
-                     {'base': self.base_sha1, 'delta': self.image_id,
-                      'id': base_id})
-            try:
-                libvirt_utils.fetch_image(self.context, self.base, base_id,
-                                          self.trusted_certs)
-            except exception.ImageUnacceptable as e:
-                raise exception.ImageUnacceptable(
-                    image_id=self.image_id,
-                    reason=f'its base image is unacceptable: {e}') from e
-        fetch_once()
+        fetch_base_by_sha1(self.context, self.base, self.base_sha1,
+                           self.disk.lock_path, self.image_id,
+                           self.trusted_certs)
 
     def _touch_base(self):
         try:
@@ -159,6 +185,10 @@ class ExtQcow2(imagebackend.Qcow2):
                                  **kwargs)
         image = glance.API().get(context, image_id)
         kind, base_sha1 = image_kind.classify(image)
+        if legacy_base.parse(filename):
+            return self._restore_legacy_backing(
+                context, image, base_sha1, filename, size,
+                kwargs.get('trusted_certs'))
         base_present = base_sha1 is not None and os.path.exists(
             os.path.join(base_dir(), base_sha1))
         # Nova names the base it wants: sha1(image_ref) to boot, the disk's
@@ -178,3 +208,29 @@ class ExtQcow2(imagebackend.Qcow2):
                    'steps': [s.value for s in steps]})
         _DeltaBoot(self, context, image, base_sha1, size,
                    kwargs.get('trusted_certs')).run(steps)
+
+    def _restore_legacy_backing(self, context, image, base_sha1, filename,
+                                size, trusted_certs):
+        """Restore a legacy ``<sha1>_<GB>`` backing (see legacy_base)."""
+        sha1, _ = legacy_base.parse(filename)
+        if base_sha1 is not None:
+            expected = base_sha1
+            ensure = functools.partial(
+                fetch_base_by_sha1, context, base_sha1=base_sha1,
+                lock_path=self.lock_path, delta_image_id=image['id'],
+                trusted_certs=trusted_certs)
+        else:
+            expected = delta_base.image_id_sha1(image['id'])
+            ensure = functools.partial(
+                fetch_image_base, context, image_id=image['id'],
+                lock_path=self.lock_path, trusted_certs=trusted_certs)
+        if sha1 != expected:
+            raise exception.ImageUnacceptable(
+                image_id=image['id'],
+                reason=f'disk {self.path} is backed by {filename}, which is '
+                       f'not a base of this image')
+        legacy = legacy_base.restore(base_dir(), filename, ensure,
+                                     self.lock_path)
+        if not self.exists():
+            libvirt_utils.create_image(self.path, 'qcow2', size,
+                                       backing_file=legacy)

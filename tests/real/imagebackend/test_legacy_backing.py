@@ -1,0 +1,39 @@
+"""A disk whose backing file is a legacy size-suffixed base keeps working."""
+
+import os
+import subprocess
+
+import libvirt
+
+from tests.real import harness
+from tests.real.imagebackend import images
+
+
+def test_hard_reboot_recreates_missing_legacy_sized_base(
+        real_host, tiny_image):
+    image_id = real_host.upload_image(str(tiny_image), 'qcow2')
+    instance = real_host.new_instance(image_id)
+    real_host.spawn(instance)
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    base = harness.qemu_img_info(disk)['full-backing-filename']
+    # Make it the disk an older Nova left: backed by <sha1>_<GB>, a copy of
+    # the base grown to the root size.
+    legacy = f'{base}_{instance.flavor.root_gb}'
+    subprocess.run(['cp', '--sparse=always', base, legacy], check=True)
+    subprocess.run(['qemu-img', 'resize', '-q', '-f', 'raw', legacy,
+                    f'{instance.flavor.root_gb}G'], check=True)
+    real_host.driver.power_off(instance)
+    subprocess.run(['qemu-img', 'rebase', '-u', '-F', 'raw', '-b', legacy,
+                    disk], check=True)
+    os.unlink(legacy)
+    os.unlink(base)
+
+    real_host.context.auth_token = 'user-request'  # as from the API
+    real_host.driver.reboot(real_host.context, instance, [], 'HARD')
+
+    assert real_host.domain(instance).state()[0] == \
+        libvirt.VIR_DOMAIN_RUNNING
+    assert harness.qemu_img_info(disk)['full-backing-filename'] == legacy
+    assert os.path.getsize(legacy) == instance.flavor.root_gb * 1024 ** 3
+    images.qemu_io(disk, 'qcow2', 'read -P 0x5a 0 1M', force_share=True)
+    real_host.destroy(instance)
