@@ -5,21 +5,18 @@ software emulation) from an image served by an in-process image service,
 shows what it built, and destroys it. Exits non-zero if any step fails.
 """
 
+import logging
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
-os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', '1')
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
+from tests.real import runtime  # noqa: E402
 
-from nova import monkey_patch  # noqa: E402
-
-monkey_patch.patch(backend='threading')
-
-import logging  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
+PROBLEM = runtime.prepare()
 
 import libvirt  # noqa: E402
 
@@ -57,9 +54,8 @@ class _Step:
 
 def main():
     logging.basicConfig(level=logging.WARNING)
-    problem = harness.environment_problem()
-    if problem:
-        print(f'cannot run the demo here: {problem}', file=sys.stderr)
+    if PROBLEM:
+        print(f'cannot run the demo here: {PROBLEM}', file=sys.stderr)
         return 2
     step = Steps()
     with tempfile.TemporaryDirectory(prefix='novaext-demo-') as work:

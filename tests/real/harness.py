@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 
 import fixtures
@@ -86,6 +87,12 @@ class RealComputeHost(fixtures.Fixture):
         # a privsep daemon started with sudo.
         self.useFixture(nova_fixtures.PrivsepFixture())
         self.images = self.useFixture(nova_fixtures.GlanceFixture(self))
+        self._image_files = {}
+        # image id -> how many times the image service was asked for it
+        self.downloads = {}
+        self._downloads_lock = threading.Lock()
+        self._fixture_download = self.images.download
+        self.images.download = self._download
         self.useFixture(fixtures.MonkeyPatch(
             'nova.virt.libvirt.host.Host._conn_event_thread',
             _dispatch_conn_events_until_stopped))
@@ -104,15 +111,34 @@ class RealComputeHost(fixtures.Fixture):
 
     # -- images ---------------------------------------------------------
     def upload_image(self, path, disk_format, name='novaext-test-image',
-                     properties=None, image_id=None):
-        """Put the file at ``path`` into the image service; return its id."""
+                     properties=None, image_id=None, by_reference=False):
+        """Put the file at ``path`` into the image service; return its id.
+
+        With ``by_reference`` the service keeps only the path and each
+        download copies the file (for images too big to hold in memory).
+        """
         meta = {'id': image_id or str(uuid.uuid4()), 'name': name,
                 'disk_format': disk_format,
                 'container_format': 'bare', 'status': 'active',
                 'visibility': 'public', 'size': os.path.getsize(path),
                 'properties': properties or {}}
+        if by_reference:
+            image_id = self.images.create(self.context, meta)['id']
+            self._image_files[image_id] = path
+            return image_id
         with open(path, 'rb') as data:
             return self.images.create(self.context, meta, data=data)['id']
+
+    def _download(self, context, image_id, data=None, dst_path=None,
+                  trusted_certs=None):
+        with self._downloads_lock:
+            self.downloads[image_id] = self.downloads.get(image_id, 0) + 1
+        path = self._image_files.get(image_id)
+        if path is None or dst_path is None:
+            return self._fixture_download(
+                context, image_id, data=data, dst_path=dst_path,
+                trusted_certs=trusted_certs)
+        shutil.copyfile(path, dst_path)
 
     # -- instances ------------------------------------------------------
     def new_instance(self, image_id, memory_mb=128, root_gb=1):

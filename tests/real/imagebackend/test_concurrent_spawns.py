@@ -9,20 +9,6 @@ from tests.real.imagebackend import images
 SPAWNS = 8
 
 
-def _count_downloads(real_host):
-    counts = {}
-    original = real_host.images.download
-
-    def counting_download(context, image_id, *args, **kwargs):
-        counts[image_id] = counts.get(image_id, 0) + 1
-        return original(context, image_id, *args, **kwargs)
-
-    real_host.stub_out(
-        'nova.tests.fixtures.glance.GlanceFixture.download',
-        lambda self, *a, **k: counting_download(*a, **k))
-    return counts
-
-
 def _spawn_all(real_host, image_id):
     instances = [real_host.new_instance(image_id, memory_mb=64)
                  for _ in range(SPAWNS)]
@@ -39,11 +25,10 @@ def _backings(real_host, instances):
 
 def test_eight_spawns_of_uncached_image_fetch_it_once(real_host, tiny_image):
     image_id = real_host.upload_image(str(tiny_image), 'qcow2')
-    counts = _count_downloads(real_host)
 
     instances = _spawn_all(real_host, image_id)
 
-    assert counts == {image_id: 1}
+    assert real_host.downloads == {image_id: 1}
     backings = _backings(real_host, instances)
     assert len(backings) == 1
     assert os.path.dirname(backings.pop()) == os.path.join(
@@ -59,11 +44,10 @@ def test_eight_spawns_of_delta_fetch_its_base_once(real_host, tmp_path):
                            properties={'image_id_sha1': base_sha1})
     delta_id = real_host.upload_image(
         delta_file, 'qcow2', properties={'base_image_id_sha1': base_sha1})
-    counts = _count_downloads(real_host)
 
     instances = _spawn_all(real_host, delta_id)
 
-    assert counts == {base_id: 1, delta_id: SPAWNS}
+    assert real_host.downloads == {base_id: 1, delta_id: SPAWNS}
     assert _backings(real_host, instances) == {
         os.path.join(real_host.instances_path, '_base', base_sha1)}
     for instance in instances:

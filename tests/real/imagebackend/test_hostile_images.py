@@ -111,13 +111,9 @@ def test_base_sha1_property_not_40_hex_is_refused_before_download(
     delta = _delta_with_backing(tmp_path, SHA1)
     image_id = real_host.upload_image(
         delta, 'qcow2', properties={'base_image_id_sha1': bad_sha1})
-    downloads = []
-    real_host.stub_out(
-        'nova.virt.images.fetch',
-        lambda *a, **k: downloads.append(a))
     message, _ = _spawn_refused(real_host, image_id)
     assert 'not 40 hex' in message
-    assert downloads == []
+    assert real_host.downloads == {}
 
 
 def test_delta_whose_content_is_not_qcow2_is_refused(real_host, tmp_path):

@@ -26,12 +26,6 @@ def test_pre_live_migration_restores_delta_base_not_delta(
     delta_id = real_host.upload_image(
         delta_file, 'qcow2', properties={'base_image_id_sha1': base_sha1})
     instance = real_host.new_instance(delta_id)
-    downloads = []
-    original = real_host.images.download
-    real_host.stub_out(
-        'nova.tests.fixtures.glance.GlanceFixture.download',
-        lambda self, ctx, image_id, *a, **k: (
-            downloads.append(image_id), original(ctx, image_id, *a, **k))[1])
     root_size = instance.flavor.root_gb * 1024 ** 3
     source_dir = '/var/lib/nova/instances/' + instance.uuid
     disk_info = [{
@@ -50,7 +44,7 @@ def test_pre_live_migration_restores_delta_base_not_delta(
         migrate_data)
 
     base_path = os.path.join(real_host.instances_path, '_base', base_sha1)
-    assert downloads == [base_id]
+    assert real_host.downloads == {base_id: 1}
     assert harness.qemu_img_info(base_path)['format'] == 'raw'
     disk = os.path.join(real_host.instance_dir(instance), 'disk')
     info = harness.qemu_img_info(disk)
