@@ -10,6 +10,7 @@ It is shared by tests/real and scripts/demo; it needs the services
 started by scripts/start-services.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -222,6 +223,11 @@ class RealComputeHost(fixtures.Fixture):
                         libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         finally:
             conn.close()
+
+
+def base_name(image_id):
+    """The _base name of ``image_id`` (sha1 of its id)."""
+    return hashlib.sha1(image_id.encode()).hexdigest()
 
 
 def qemu_img_info(path):

@@ -1,0 +1,153 @@
+"""Spawn time with the base cached and not cached, and concurrent downloads.
+
+Run from the repo root in the project's environment:
+
+    python benchmarks/spawn.py [--sizes 256,1024,4096] [--repeat 3]
+                               [--json FILE]
+
+Each case spawns a guest through novaext's driver on the real libvirtd
+(QEMU, software emulation) from a raw image of the given size, full of
+data, served by the in-process image service. "not cached" starts with an
+empty _base (the image is downloaded); "cached" finds the base in _base,
+so the time is the overlay and the domain start, and must not grow with
+the base. Beside them, the copy floor: cp of the same image file, what
+any download costs at least. Last, 8 concurrent spawns of one uncached
+image, counting downloads. Needs root; starts libvirtd and friends
+through scripts/start-services when they are not running.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from tests.real import runtime  # noqa: E402
+
+PROBLEM = runtime.prepare()
+
+from tests.real import harness  # noqa: E402
+
+MiB = 1024 ** 2
+CONCURRENT = 8
+
+
+def make_image(path, size_mib):
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', path,
+                    f'{size_mib}M'], check=True)
+    # Real data everywhere, so the download moves the whole size.
+    subprocess.run(['qemu-io', '-f', 'raw', '-c',
+                    f'write -P 0x5a 0 {size_mib}M', path],
+                   check=True, capture_output=True)
+
+
+def timed(fn, *args):
+    start = time.monotonic()
+    fn(*args)
+    return time.monotonic() - start
+
+
+def spawn_case(host, image_id, cached):
+    base = os.path.join(host.instances_path, '_base',
+                        harness.base_name(image_id))
+    if not cached and os.path.exists(base):
+        os.unlink(base)
+    instance = host.new_instance(image_id, memory_mb=64)
+    seconds = timed(host.spawn, instance)
+    host.destroy(instance)
+    return seconds
+
+
+def copy_floor(path, workdir):
+    target = os.path.join(workdir, 'floor.copy')
+    seconds = timed(shutil.copyfile, path, target)
+    os.unlink(target)
+    return seconds
+
+
+def concurrent_downloads(host, image_id):
+    instances = [host.new_instance(image_id, memory_mb=64)
+                 for _ in range(CONCURRENT)]
+    host.downloads.clear()
+    with concurrent.futures.ThreadPoolExecutor(CONCURRENT) as pool:
+        list(pool.map(host.spawn, instances))
+    downloads = host.downloads.get(image_id, 0)
+    for instance in instances:
+        host.destroy(instance)
+    return downloads
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', default='256,1024,4096',
+                        help='base sizes in MiB (default 256,1024,4096)')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='spawns per case; the median is reported')
+    parser.add_argument('--json', metavar='FILE',
+                        help='also write the results as JSON to FILE')
+    args = parser.parse_args()
+    if PROBLEM:
+        print(f'cannot run: {PROBLEM}', file=sys.stderr)
+        return 2
+    sizes = [int(s) for s in args.sizes.split(',')]
+    cases, floors = [], []
+    with tempfile.TemporaryDirectory(prefix='novaext-bench-',
+                                     dir='/var/tmp') as work:
+        host = harness.RealComputeHost(
+            'bench-host', instances_path=os.path.join(work, 'instances'))
+        host.setUp()
+        try:
+            for size in sizes:
+                image = os.path.join(work, f'base-{size}.raw')
+                make_image(image, size)
+                image_id = host.upload_image(image, 'raw',
+                                             by_reference=True)
+                floors.append({'base_mib': size, 'seconds': statistics.median(
+                    copy_floor(image, work) for _ in range(args.repeat))})
+                for cached in (False, True):
+                    if cached:
+                        spawn_case(host, image_id, cached=False)
+                    runs = [spawn_case(host, image_id, cached)
+                            for _ in range(args.repeat)]
+                    cases.append({'base_mib': size, 'cached': cached,
+                                  'seconds': statistics.median(runs)})
+                os.unlink(image)
+            image = os.path.join(work, 'concurrent.raw')
+            make_image(image, sizes[0])
+            downloads = concurrent_downloads(
+                host, host.upload_image(image, 'raw', by_reference=True))
+        finally:
+            host.cleanUp()
+
+    floor_by_size = {f['base_mib']: f['seconds'] for f in floors}
+    print(f'\nspawn through novaext.ExtLibvirtDriver, median of '
+          f'{args.repeat} (QEMU TCG, {os.cpu_count()} cores)')
+    print(f'{"base MiB":>9} {"not cached s":>13} {"cached s":>9} '
+          f'{"copy floor s":>13} {"uncached/floor":>15}')
+    for size in sizes:
+        uncached = next(c['seconds'] for c in cases
+                        if c['base_mib'] == size and not c['cached'])
+        cached = next(c['seconds'] for c in cases
+                      if c['base_mib'] == size and c['cached'])
+        floor = floor_by_size[size]
+        print(f'{size:>9} {uncached:>13.2f} {cached:>9.2f} {floor:>13.2f} '
+              f'{uncached / floor if floor else float("nan"):>15.1f}')
+    print(f'\n{CONCURRENT} concurrent spawns of one uncached image: '
+          f'{downloads} download(s)')
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'cases': cases, 'concurrent_spawns': CONCURRENT,
+                       'downloads': downloads, 'copy_floor': floors},
+                      f, indent=2)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
