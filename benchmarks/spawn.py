@@ -42,9 +42,13 @@ CONCURRENT = 8
 def make_image(path, size_mib):
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', path,
                     f'{size_mib}M'], check=True)
-    # Real data everywhere, so the download moves the whole size.
-    subprocess.run(['qemu-io', '-f', 'raw', '-c',
-                    f'write -P 0x5a 0 {size_mib}M', path],
+    # Real data everywhere, so the download moves the whole size; qemu-io
+    # takes at most 2 GiB per request.
+    commands = []
+    for offset in range(0, size_mib, 1024):
+        length = min(1024, size_mib - offset)
+        commands += ['-c', f'write -P 0x5a {offset}M {length}M']
+    subprocess.run(['qemu-io', '-f', 'raw', *commands, path],
                    check=True, capture_output=True)
 
 

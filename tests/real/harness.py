@@ -142,12 +142,14 @@ class RealComputeHost(fixtures.Fixture):
         shutil.copyfile(path, dst_path)
 
     # -- instances ------------------------------------------------------
-    def new_instance(self, image_id, memory_mb=128, root_gb=1):
+    def new_instance(self, image_id, memory_mb=128, root_gb=1,
+                     ephemeral_gb=0, swap_mb=0):
         """Create an instance record (in the sqlite DB) for ``image_id``."""
         flavor = objects.Flavor(
             id=1, flavorid='novaext-test', name='novaext.test',
-            memory_mb=memory_mb, vcpus=1, root_gb=root_gb, ephemeral_gb=0,
-            swap=0, extra_specs={}, rxtx_factor=1.0, vcpu_weight=None,
+            memory_mb=memory_mb, vcpus=1, root_gb=root_gb,
+            ephemeral_gb=ephemeral_gb, swap=swap_mb, extra_specs={},
+            rxtx_factor=1.0, vcpu_weight=None,
             is_public=True, disabled=False)
         instance = objects.Instance(
             context=self.context, uuid=str(uuid.uuid4()),
@@ -155,7 +157,8 @@ class RealComputeHost(fixtures.Fixture):
             node=self.hostname, compute_id=1, image_ref=image_id,
             flavor=flavor,
             instance_type_id=flavor.id, memory_mb=memory_mb, vcpus=1,
-            root_gb=root_gb, ephemeral_gb=0, root_device_name='/dev/vda',
+            root_gb=root_gb, ephemeral_gb=ephemeral_gb,
+            root_device_name='/dev/vda',
             vm_state='building', power_state=0, os_type='linux',
             system_metadata={}, config_drive='',
             display_name='novaext-real')
