@@ -58,12 +58,17 @@ def timed(fn, *args):
     return time.monotonic() - start
 
 
-def spawn_case(host, image_id, cached):
+def root_gb(size_mib):
+    return max(1, -(-size_mib // 1024))
+
+
+def spawn_case(host, image_id, size_mib, cached):
     base = os.path.join(host.instances_path, '_base',
                         harness.base_name(image_id))
     if not cached and os.path.exists(base):
         os.unlink(base)
-    instance = host.new_instance(image_id, memory_mb=64)
+    instance = host.new_instance(image_id, memory_mb=64,
+                                 root_gb=root_gb(size_mib))
     seconds = timed(host.spawn, instance)
     host.destroy(instance)
     return seconds
@@ -117,8 +122,8 @@ def main():
                     copy_floor(image, work) for _ in range(args.repeat))})
                 for cached in (False, True):
                     if cached:
-                        spawn_case(host, image_id, cached=False)
-                    runs = [spawn_case(host, image_id, cached)
+                        spawn_case(host, image_id, size, cached=False)
+                    runs = [spawn_case(host, image_id, size, cached)
                             for _ in range(args.repeat)]
                     cases.append({'base_mib': size, 'cached': cached,
                                   'seconds': statistics.median(runs)})
