@@ -118,11 +118,12 @@ class _DeltaBoot:
         expected = os.path.join(base_dir(), self.base_sha1)
         if not self.disk.exists():
             return expected
-        backing = libvirt_utils.get_disk_backing_file(self.disk.path)
+        backing = libvirt_utils.get_disk_backing_file(
+            self.disk.path, basename=False, format='qcow2')
         if backing is None:
             return expected
         name = os.path.basename(backing)
-        if (os.path.dirname(os.path.abspath(backing)) != base_dir() or
+        if (os.path.dirname(backing) != base_dir() or
                 name.split('_')[0] != self.base_sha1):
             raise exception.ImageUnacceptable(
                 image_id=self.image_id,
@@ -131,9 +132,16 @@ class _DeltaBoot:
         return backing
 
     def _fetch_base(self):
-        fetch_base_by_sha1(self.context, self.base, self.base_sha1,
-                           self.disk.lock_path, self.image_id,
-                           self.trusted_certs)
+        ensure = functools.partial(
+            fetch_base_by_sha1, self.context, base_sha1=self.base_sha1,
+            lock_path=self.disk.lock_path, delta_image_id=self.image_id,
+            trusted_certs=self.trusted_certs)
+        name = os.path.basename(self.base)
+        if legacy_base.parse(name):
+            legacy_base.restore(base_dir(), name, ensure,
+                                self.disk.lock_path)
+        else:
+            ensure(self.base)
 
     def _touch_base(self):
         try:

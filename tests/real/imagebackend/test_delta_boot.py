@@ -67,3 +67,38 @@ def test_second_boot_of_delta_reuses_cached_base(real_host, tmp_path):
     assert harness.qemu_img_info(disk)['full-backing-filename'] == base_path
     real_host.destroy(first)
     real_host.destroy(second)
+
+
+def test_existing_delta_disk_gets_its_missing_base_back_unchanged(
+        real_host, tmp_path):
+    """The spawn-path cache call on a disk that exists, base gone."""
+    from nova.virt.libvirt import utils as libvirt_utils
+
+    base_id, base_sha1, base_file, delta_file = images.make_base_and_delta(
+        str(tmp_path))
+    real_host.upload_image(base_file, 'qcow2', name='base',
+                           properties={'image_id_sha1': base_sha1},
+                           image_id=base_id)
+    delta_id = real_host.upload_image(
+        delta_file, 'qcow2', properties={'base_image_id_sha1': base_sha1})
+    instance = real_host.new_instance(delta_id)
+    real_host.spawn(instance)
+    real_host.driver.power_off(instance)
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    images.qemu_io(disk, 'qcow2', 'write -P 0x33 2M 1M')
+    disk_inode = os.stat(disk).st_ino
+    base_path = os.path.join(real_host.instances_path, '_base', base_sha1)
+    os.unlink(base_path)
+    real_host.downloads.clear()
+
+    backend = real_host.driver.image_backend.by_name(instance, 'disk')
+    backend.cache(fetch_func=libvirt_utils.fetch_image,
+                  context=real_host.context,
+                  filename=harness.base_name(delta_id), image_id=delta_id,
+                  size=instance.flavor.root_gb * 1024 ** 3)
+
+    assert real_host.downloads == {base_id: 1}
+    assert os.stat(disk).st_ino == disk_inode
+    images.qemu_io(disk, 'qcow2', 'read -P 0x5a 0 1M', 'read -P 0xa5 1M 1M',
+                   'read -P 0x33 2M 1M')
+    real_host.destroy(instance)
