@@ -1,0 +1,127 @@
+"""Pushing files into another compute host's rsync daemon.
+
+The client side of resize and cold migration's copy channel. The password
+is read by rsync from ``[novaext]rsync_password_file`` (mode 0600): it is
+never on a command line or in the environment of other processes. Every
+remote path is built from validated components, so no instance name or
+disk name can leave the module (rooted at the peer's instances_path).
+"""
+
+import ipaddress
+import os
+import re
+import tempfile
+
+from nova import exception
+from oslo_concurrency import processutils
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+# A path component: starts with a letter or digit (so never '.' or '..'),
+# then letters, digits, '.', '_' or '-'.
+_COMPONENT = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,254}')
+_HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?')
+_BYTES_SENT = re.compile(r'^Total bytes sent: ([0-9,]+)$', re.MULTILINE)
+
+
+class RsyncTransferError(exception.NovaException):
+    msg_fmt = 'rsync to %(target)s failed: %(reason)s'
+
+
+class InvalidRemotePath(exception.Invalid):
+    msg_fmt = 'Refusing remote path component %(component)r: %(reason)s'
+
+
+def remote_path(*components):
+    """Join validated components into a path inside the rsync module."""
+    if not components:
+        raise InvalidRemotePath(component='', reason='no path given')
+    for component in components:
+        if not isinstance(component, str) or not _COMPONENT.fullmatch(
+                component):
+            raise InvalidRemotePath(
+                component=component,
+                reason='only letters, digits, ".", "_" and "-", not '
+                       'starting with "."')
+    return '/'.join(components)
+
+
+def _url_host(host):
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(host or ''):
+            raise InvalidRemotePath(
+                component=host, reason='not a host name or address') from None
+        return host
+    return f'[{address}]' if address.version == 6 else str(address)
+
+
+class RsyncDaemonClient:
+    """Push files to one host's rsync daemon module.
+
+    :param execute: processutils.execute or a stand-in (tests)
+    """
+
+    def __init__(self, host, port, module, user, password_file,
+                 io_timeout=120, connect_timeout=15,
+                 execute=processutils.execute):
+        self.target = f'{host}:{port}/{module}'
+        self._base_url = (f'rsync://{user}@{_url_host(host)}:{port}/'
+                          f'{remote_path(module)}')
+        self._password_file = password_file
+        self._timeouts = [f'--timeout={io_timeout}',
+                          f'--contimeout={connect_timeout}']
+        self._execute = execute
+
+    @classmethod
+    def from_conf(cls, conf, host):
+        opts = conf.novaext
+        return cls(host, opts.rsync_port, opts.rsync_module,
+                   opts.rsync_auth_user, opts.rsync_password_file)
+
+    def url(self, *components, directory=False):
+        path = remote_path(*components)
+        return f'{self._base_url}/{path}' + ('/' if directory else '')
+
+    def _run(self, *args):
+        if not os.path.isfile(self._password_file):
+            raise RsyncTransferError(
+                target=self.target,
+                reason=f'password file {self._password_file} is missing')
+        try:
+            out, _err = self._execute(
+                'rsync', f'--password-file={self._password_file}',
+                *self._timeouts, *args)
+        except processutils.ProcessExecutionError as e:
+            reason = (e.stderr or '').strip().splitlines()
+            raise RsyncTransferError(
+                target=self.target,
+                reason=f'exit code {e.exit_code}: '
+                       f'{reason[0] if reason else e.description}') from e
+        return out
+
+    def make_dir(self, *components):
+        """Create the directory ``components`` (and its parents) remotely."""
+        with tempfile.TemporaryDirectory() as empty:
+            self._run('--mkpath', '--dirs', empty + '/',
+                      self.url(*components, directory=True))
+
+    def push(self, local_path, *components, sparse=False):
+        """Copy ``local_path`` to ``components`` in the module.
+
+        :param sparse: keep holes (raw disks) instead of writing zeros
+        :returns: bytes rsync sent over the wire
+        """
+        args = ['--times', '--perms', '--inplace', '--stats']
+        if sparse:
+            args.remove('--inplace')
+            args.append('--sparse')
+        out = self._run(*args, local_path, self.url(*components))
+        match = _BYTES_SENT.search(out)
+        sent = int(match.group(1).replace(',', '')) if match else 0
+        LOG.info('Pushed %(src)s to %(target)s/%(dst)s: %(sent)d bytes sent',
+                 {'src': local_path, 'target': self.target,
+                  'dst': remote_path(*components), 'sent': sent})
+        return sent
