@@ -125,3 +125,24 @@ class RsyncDaemonClient:
                  {'src': local_path, 'target': self.target,
                   'dst': remote_path(*components), 'sent': sent})
         return sent
+
+    def create_empty_file(self, *components):
+        """Create an empty file at ``components`` (parents included)."""
+        with tempfile.NamedTemporaryFile() as empty:
+            self._run('--mkpath', empty.name, self.url(*components))
+
+    def remove(self, *components):
+        """Remove the file or directory tree at ``components``.
+
+        An rsync daemon has no delete command: an empty directory is
+        synced onto the module root with --delete and a filter that
+        includes only this path (and walks its parents), so nothing else
+        can be touched: excluded files are never deleted.
+        """
+        path = remote_path(*components)
+        parents = [f'--include=/{remote_path(*components[:i])}/'
+                   for i in range(1, len(components))]
+        with tempfile.TemporaryDirectory() as empty:
+            self._run('--recursive', '--delete', *parents,
+                      f'--include=/{path}', f'--include=/{path}/***',
+                      '--exclude=*', empty + '/', f'{self._base_url}/')

@@ -86,3 +86,26 @@ def test_secret_never_on_the_command_line(daemon):  # noqa: F811
     client.make_dir('inst-5')
     assert seen and not any('right-secret' in arg for cmd in seen
                             for arg in cmd)
+
+
+def test_remove_deletes_only_the_named_tree(daemon):  # noqa: F811
+    client = _client(daemon)
+    client.create_empty_file('inst-6', 'disk')
+    client.create_empty_file('inst-6', 'sub', 'x')
+    client.create_empty_file('inst-7', 'disk')
+    client.create_empty_file('inst-6-other', 'disk')
+
+    client.remove('inst-6')
+
+    names = sorted(p.name for p in daemon['instances'].iterdir())
+    assert names == ['inst-6-other', 'inst-7']
+    assert (daemon['instances'] / 'inst-7' / 'disk').exists()
+
+
+def test_remove_of_a_single_file(daemon):  # noqa: F811
+    client = _client(daemon)
+    client.create_empty_file('inst-8', 'a.tmp')
+    client.create_empty_file('inst-8', 'disk')
+    client.remove('inst-8', 'a.tmp')
+    assert sorted(p.name for p in (daemon['instances'] / 'inst-8')
+                  .iterdir()) == ['disk']
