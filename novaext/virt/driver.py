@@ -13,6 +13,8 @@ from oslo_log import log as logging
 from novaext import conf as novaext_conf
 from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
+from novaext.virt import daemon_remotefs
+from novaext.virt import resize_source
 from novaext.volume import registry as volume_registry
 
 CONF = cfg.CONF
@@ -30,6 +32,7 @@ class ExtLibvirtDriver(libvirt_driver.LibvirtDriver):
         super().__init__(virtapi, read_only)
         ext_qcow2.register(self.image_backend, CONF.use_cow_images)
         self.image_cache_manager = image_cache.ExtImageCacheManager()
+        self._remotefs = daemon_remotefs.DaemonRemoteFilesystem(CONF)
         self._ext_volume_driver_classes = (
             volume_registry.load_volume_driver_classes())
         self._ext_volume_driver_lock = threading.Lock()
@@ -51,3 +54,11 @@ class ExtLibvirtDriver(libvirt_driver.LibvirtDriver):
                 driver = driver_cls(self._host)
                 self.volume_drivers[driver_type] = driver
         return driver
+
+    def migrate_disk_and_power_off(self, context, instance, dest,
+                                   flavor, network_info,
+                                   block_device_info=None,
+                                   timeout=0, retry_interval=0):
+        return resize_source.migrate_disk_and_power_off(
+            self, context, instance, dest, flavor, network_info,
+            block_device_info, timeout, retry_interval)

@@ -44,7 +44,10 @@ rsyncd_pid_file = {tmp_path}/rsyncd.pid
         yield {'cmd': cmd, 'port': port, 'instances': instances,
                'tmp': tmp_path, 'pid': pid}
     finally:
-        os.kill(pid, signal.SIGTERM)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # a test killed it on purpose
 
 
 def _push(daemon, password, name='pushed', source_address=None):

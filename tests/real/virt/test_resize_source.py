@@ -1,0 +1,127 @@
+"""migrate_disk_and_power_off on the real libvirtd, pushing to a real
+rsync daemon that stands for the destination host's instances_path."""
+
+import json
+import os
+
+import libvirt
+import pytest
+
+from novaext.virt import rsync_client
+from tests.real.imagebackend import images
+from tests.real.virt.test_rsync_daemon import daemon  # noqa: F401
+
+
+def _point_at(real_host, daemon, password):  # noqa: F811
+    pw = daemon['tmp'] / 'client.password'
+    pw.write_text(password)
+    pw.chmod(0o600)
+    real_host.conf_group('novaext', rsync_port=daemon['port'],
+                         rsync_password_file=str(pw))
+
+
+def _running_guest(real_host, tiny_image):
+    image_id = real_host.upload_image(str(tiny_image), 'qcow2')
+    instance = real_host.new_instance(image_id, ephemeral_gb=1, swap_mb=64)
+    real_host.spawn(instance)
+    return instance
+
+
+def _bigger_flavor(instance):
+    flavor = instance.flavor.obj_clone()
+    flavor.root_gb += 1
+    return flavor
+
+
+def test_pushes_overlay_as_is_and_keeps_resize_dir(
+        real_host, daemon, tiny_image):  # noqa: F811
+    _point_at(real_host, daemon, 'right-secret')
+    instance = _running_guest(real_host, tiny_image)
+    inst_dir = real_host.instance_dir(instance)
+
+    disk_info = json.loads(real_host.driver.migrate_disk_and_power_off(
+        real_host.context, instance, '127.0.0.1', _bigger_flavor(instance),
+        []))
+
+    assert real_host.domain(instance).state()[0] == \
+        libvirt.VIR_DOMAIN_SHUTOFF
+    assert not os.path.exists(inst_dir)
+    source = inst_dir + '_resize'
+    dest = daemon['instances'] / instance.uuid
+    assert sorted(p.name for p in dest.iterdir()) == ['disk', 'disk.info']
+    with open(os.path.join(source, 'disk'), 'rb') as f:
+        assert (dest / 'disk').read_bytes() == f.read()
+    assert {os.path.basename(d['path']) for d in disk_info} >= {
+        'disk', 'disk.local', 'disk.swap'}
+    images.qemu_io(dest / 'disk', 'qcow2', 'read -P 0x5a 0 1M',
+                   force_share=True)
+    # Put it back so the host can tear down as usual.
+    os.rename(source, inst_dir)
+    real_host.destroy(instance)
+
+
+@pytest.mark.parametrize('fault', ['wrong-secret', 'dead-daemon'])
+def test_failure_rolls_back_and_guest_boots_on_source(
+        real_host, daemon, tiny_image, fault):  # noqa: F811
+    _point_at(real_host, daemon, 'right-secret')
+    instance = _running_guest(real_host, tiny_image)
+    inst_dir = real_host.instance_dir(instance)
+    before = sorted(os.listdir(inst_dir))
+    if fault == 'wrong-secret':
+        _point_at(real_host, daemon, 'not-the-secret')
+    else:
+        os.kill(daemon['pid'], 15)
+
+    with pytest.raises(exception_types()) as err:
+        real_host.driver.migrate_disk_and_power_off(
+            real_host.context, instance, '127.0.0.1',
+            _bigger_flavor(instance), [])
+
+    assert 'auth failed' in str(err.value) or 'refused' in str(err.value)
+    assert sorted(os.listdir(inst_dir)) == before
+    assert not os.path.exists(inst_dir + '_resize')
+    assert not (daemon['instances'] / instance.uuid).exists()
+    real_host.driver.power_on(real_host.context, instance, [])
+    assert real_host.domain(instance).state()[0] == \
+        libvirt.VIR_DOMAIN_RUNNING
+    real_host.destroy(instance)
+
+
+def test_daemon_dying_after_power_off_rolls_back(
+        real_host, daemon, tiny_image):  # noqa: F811
+    """The guest is already off and the directory renamed when the push
+    fails: the rename is undone and the guest boots on the source."""
+    _point_at(real_host, daemon, 'right-secret')
+    instance = _running_guest(real_host, tiny_image)
+    inst_dir = real_host.instance_dir(instance)
+    before = sorted(os.listdir(inst_dir))
+    real_make_dir = rsync_client.RsyncDaemonClient.make_dir
+
+    def make_dir_then_daemon_dies(self, *components):
+        real_make_dir(self, *components)
+        os.kill(daemon['pid'], 15)
+        import time
+        time.sleep(0.5)
+
+    real_host.stub_out(
+        'novaext.virt.rsync_client.RsyncDaemonClient.make_dir',
+        make_dir_then_daemon_dies)
+
+    with pytest.raises(rsync_client.RsyncTransferError,
+                       match='Connection refused'):
+        real_host.driver.migrate_disk_and_power_off(
+            real_host.context, instance, '127.0.0.1',
+            _bigger_flavor(instance), [])
+
+    assert sorted(os.listdir(inst_dir)) == before
+    assert not os.path.exists(inst_dir + '_resize')
+    assert not [p for p in (daemon['instances'] / instance.uuid).iterdir()]
+    real_host.driver.power_on(real_host.context, instance, [])
+    assert real_host.domain(instance).state()[0] == \
+        libvirt.VIR_DOMAIN_RUNNING
+    real_host.destroy(instance)
+
+
+def exception_types():
+    from nova import exception
+    return (exception.InstanceFaultRollback, rsync_client.RsyncTransferError)
