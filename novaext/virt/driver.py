@@ -14,6 +14,7 @@ from novaext import conf as novaext_conf
 from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
 from novaext.virt import daemon_remotefs
+from novaext.virt import resize_dest
 from novaext.virt import resize_source
 from novaext.volume import registry as volume_registry
 
@@ -62,3 +63,14 @@ class ExtLibvirtDriver(libvirt_driver.LibvirtDriver):
         return resize_source.migrate_disk_and_power_off(
             self, context, instance, dest, flavor, network_info,
             block_device_info, timeout, retry_interval)
+
+    def finish_migration(self, context, migration, instance, disk_info,
+                         network_info, image_meta, resize_instance,
+                         allocations, block_device_info=None,
+                         power_on=True, share_info=None):
+        resize_dest.repoint_overlays(instance, disk_info)
+        return super().finish_migration(
+            context, migration, instance, disk_info, network_info,
+            image_meta, resize_instance, allocations,
+            block_device_info=block_device_info, power_on=power_on,
+            share_info=share_info)

@@ -143,7 +143,7 @@ class RealComputeHost(fixtures.Fixture):
 
     # -- instances ------------------------------------------------------
     def new_instance(self, image_id, memory_mb=128, root_gb=1,
-                     ephemeral_gb=0, swap_mb=0):
+                     ephemeral_gb=0, swap_mb=0, instance_uuid=None):
         """Create an instance record (in the sqlite DB) for ``image_id``."""
         flavor = objects.Flavor(
             id=1, flavorid='novaext-test', name='novaext.test',
@@ -152,7 +152,7 @@ class RealComputeHost(fixtures.Fixture):
             rxtx_factor=1.0, vcpu_weight=None,
             is_public=True, disabled=False)
         instance = objects.Instance(
-            context=self.context, uuid=str(uuid.uuid4()),
+            context=self.context, uuid=instance_uuid or str(uuid.uuid4()),
             project_id='novaext', user_id='novaext', host=self.hostname,
             node=self.hostname, compute_id=1, image_ref=image_id,
             flavor=flavor,

@@ -1,0 +1,84 @@
+"""Resize across two "hosts": two instances_paths, the rsync daemon, QEMU.
+
+The source host pushes to an rsync daemon rooted at the destination's
+instances_path; then the destination host (same machine, its own
+instances_path, its own empty _base) finishes the migration through the
+driver. The guest runs there with the same disk content, on a base it
+fetched itself, grown to the bigger flavor.
+"""
+
+import os
+import subprocess
+
+import libvirt
+from nova import objects
+
+from tests.real import harness
+from tests.real.imagebackend import images
+from tests.real.virt.test_rsync_daemon import daemon  # noqa: F401
+
+
+def _same_guest_view(source_disk, dest_disk):
+    """qemu-img compare: identical as the guest reads them (the bigger
+    destination's extra space must read as zeros)."""
+    out = subprocess.run(
+        ['qemu-img', 'compare', '-U', '-f', 'qcow2', '-F', 'qcow2',
+         source_disk, dest_disk], capture_output=True, text=True)
+    return out.returncode == 0, out.stdout + out.stderr
+
+
+def test_resize_to_bigger_flavor_across_hosts(daemon, tiny_image):  # noqa
+    pw = daemon['tmp'] / 'client.password'
+    pw.write_text('right-secret')
+    pw.chmod(0o600)
+    src_path = str(daemon['tmp'] / 'src-instances')
+    dst_path = str(daemon['instances'])
+
+    src = harness.RealComputeHost('src-host', instances_path=src_path)
+    src.setUp()
+    try:
+        src.conf_group('novaext', rsync_port=daemon['port'],
+                       rsync_password_file=str(pw))
+        image_id = src.upload_image(str(tiny_image), 'qcow2')
+        instance = src.new_instance(image_id)
+        src.spawn(instance)
+        src.driver.power_off(instance)
+        src_disk = os.path.join(src.instance_dir(instance), 'disk')
+        images.qemu_io(src_disk, 'qcow2', 'write -P 0x77 3M 2M')
+        new_flavor = instance.flavor.obj_clone()
+        new_flavor.root_gb = 2
+        disk_info = src.driver.migrate_disk_and_power_off(
+            src.context, instance, '127.0.0.1', new_flavor, [])
+        uuid = instance.uuid
+    finally:
+        src.cleanUp()
+    assert os.path.isdir(os.path.join(src_path, uuid + '_resize'))
+
+    dst = harness.RealComputeHost('dst-host', instances_path=dst_path)
+    dst.setUp()
+    try:
+        dst.upload_image(str(tiny_image), 'qcow2', image_id=image_id)
+        moved = dst.new_instance(image_id, root_gb=2, instance_uuid=uuid)
+        # As Nova's resize sets them before finish_migration.
+        moved.new_flavor = moved.flavor
+        moved.old_flavor = moved.flavor.obj_clone()
+        moved.old_flavor.root_gb = 1
+        migration = objects.Migration(source_compute='src-host',
+                                      dest_compute='dst-host')
+        dst.driver.finish_migration(
+            dst.context, migration, moved, disk_info, [],
+            dst.image_meta(image_id), True, {}, None, True)
+
+        assert dst.domain(moved).state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        disk = os.path.join(dst.instance_dir(moved), 'disk')
+        info = harness.qemu_img_info(disk)
+        assert info['full-backing-filename'] == os.path.join(
+            dst_path, '_base', harness.base_name(image_id))
+        assert info['virtual-size'] == 2 * 1024 ** 3
+        same, report = _same_guest_view(
+            os.path.join(src_path, uuid + '_resize', 'disk'), disk)
+        assert same, report
+        assert dst.downloads == {image_id: 1}
+        dst.destroy(moved)
+    finally:
+        dst.cleanUp()
