@@ -1,10 +1,13 @@
 """novaext-rsyncd: set up and run this host's rsync daemon from nova.conf.
 
+    novaext-rsyncd --config-file /etc/nova/nova.conf show-config
     novaext-rsyncd --config-file /etc/nova/nova.conf write-config
     novaext-rsyncd --config-file /etc/nova/nova.conf start
     novaext-rsyncd --config-file /etc/nova/nova.conf check
 
-``start`` writes the config and starts the daemon if it is not running,
+``show-config`` prints the config; ``write-config`` writes it to
+``[novaext]rsyncd_config_file``; ``start`` writes the config and starts
+the daemon if it is not running,
 then prints its PID; ``check`` exits 0 only if the daemon runs and answers.
 """
 
@@ -17,6 +20,11 @@ from novaext import conf as novaext_conf
 from novaext.virt import rsync_daemon
 
 CONF = cfg.CONF
+
+
+def _show_config(settings):
+    print(rsync_daemon.render_config(settings), end='')
+    return 0
 
 
 def _write_config(settings):
@@ -39,6 +47,7 @@ def _check(settings):
 
 
 COMMANDS = {
+    'show-config': _show_config,
     'write-config': _write_config,
     'start': _start,
     'check': _check,

@@ -44,3 +44,14 @@ def test_sample_config_is_current(tmp_path):
     committed = (REPO / 'etc/novaext.conf.sample').read_text()
     assert out.read_text() == committed, (
         'etc/novaext.conf.sample is stale: run tox -e genconfig')
+
+
+def test_rsyncd_sample_is_current():
+    out = subprocess.run(
+        [sys.executable, '-m', 'novaext.cmd.rsyncd', '--config-file',
+         '/dev/null', 'show-config'],
+        check=True, capture_output=True, text=True).stdout
+    committed = (REPO / 'etc/novaext-rsyncd.conf.sample').read_text()
+    assert out == committed, (
+        'etc/novaext-rsyncd.conf.sample is stale: regenerate it with '
+        'novaext-rsyncd --config-file /dev/null show-config')
