@@ -191,7 +191,15 @@ class ExtQcow2(imagebackend.Qcow2):
             # ephemeral, swap, or a copy from another host: Nova's path
             return super().cache(fetch_func, filename, size, safe, *args,
                                  **kwargs)
-        image = glance.API().get(context, image_id)
+        try:
+            image = glance.API().get(context, image_id)
+        except exception.ImageNotFound:
+            # Gone from the image service, but its base is here (kept or
+            # pulled from another host): nothing to fetch, Nova's path.
+            if os.path.exists(os.path.join(base_dir(), filename)):
+                return super().cache(fetch_func, filename, size, safe,
+                                     *args, **kwargs)
+            raise
         kind, base_sha1 = image_kind.classify(image)
         if legacy_base.parse(filename):
             return self._restore_legacy_backing(

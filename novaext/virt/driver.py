@@ -6,6 +6,7 @@ behaviour not overridden here is Nova's own.
 
 import threading
 
+from nova import exception
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -13,6 +14,7 @@ from oslo_log import log as logging
 from novaext import conf as novaext_conf
 from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
+from novaext.virt import base_from_host
 from novaext.virt import daemon_remotefs
 from novaext.virt import resize_dest
 from novaext.virt import resize_source
@@ -74,3 +76,27 @@ class ExtLibvirtDriver(libvirt_driver.LibvirtDriver):
             image_meta, resize_instance, allocations,
             block_device_info=block_device_info, power_on=power_on,
             share_info=share_info)
+
+    def _try_fetch_image_cache(self, image, fetch_func, context, filename,
+                               image_id, instance, size,
+                               fallback_from_host=None):
+        """Nova's, but the fallback pulls the base over the rsync daemon.
+
+        Nova's own fallback copies from the other host over ssh.
+        """
+        try:
+            return super()._try_fetch_image_cache(
+                image, fetch_func, context, filename, image_id, instance,
+                size, fallback_from_host=None)
+        except exception.ImageNotFound:
+            if not fallback_from_host:
+                raise
+            LOG.info('Image %(image)s is gone from the image service; '
+                     'pulling base %(base)s from %(host)s',
+                     {'image': image_id, 'base': filename,
+                      'host': fallback_from_host}, instance=instance)
+            base_from_host.pull_base(fallback_from_host, filename,
+                                     image.lock_path)
+        return super()._try_fetch_image_cache(
+            image, fetch_func, context, filename, image_id, instance, size,
+            fallback_from_host=None)

@@ -18,9 +18,9 @@ from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
 
-# A path component: starts with a letter or digit (so never '.' or '..'),
-# then letters, digits, '.', '_' or '-'.
-_COMPONENT = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,254}')
+# A path component: starts with a letter, digit or '_' (so never '.' or
+# '..' or an option), then letters, digits, '.', '_' or '-'.
+_COMPONENT = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._-]{0,254}')
 _HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?')
 _BYTES_SENT = re.compile(r'^Total bytes sent: ([0-9,]+)$', re.MULTILINE)
 
@@ -43,7 +43,7 @@ def remote_path(*components):
             raise InvalidRemotePath(
                 component=component,
                 reason='only letters, digits, ".", "_" and "-", not '
-                       'starting with "."')
+                       'starting with "." or "-"')
     return '/'.join(components)
 
 
@@ -146,3 +146,18 @@ class RsyncDaemonClient:
             self._run('--recursive', '--delete', *parents,
                       f'--include=/{path}', f'--include=/{path}/***',
                       '--exclude=*', empty + '/', f'{self._base_url}/')
+
+    def pull(self, local_path, *components):
+        """Copy ``components`` from the module to ``local_path``, sparse.
+
+        :returns: bytes rsync received over the wire
+        """
+        out = self._run('--times', '--sparse', '--stats',
+                        self.url(*components), local_path)
+        match = re.search(r'^Total bytes received: ([0-9,]+)$', out,
+                          re.MULTILINE)
+        received = int(match.group(1).replace(',', '')) if match else 0
+        LOG.info('Pulled %(target)s/%(src)s to %(dst)s: %(n)d bytes',
+                 {'target': self.target, 'src': remote_path(*components),
+                  'dst': local_path, 'n': received})
+        return received

@@ -15,6 +15,7 @@ from nova import objects
 
 from tests.real import harness
 from tests.real.imagebackend import images
+from tests.real.virt import test_rsync_daemon
 from tests.real.virt.test_rsync_daemon import daemon  # noqa: F401
 
 
@@ -27,7 +28,8 @@ def _same_guest_view(source_disk, dest_disk):
     return out.returncode == 0, out.stdout + out.stderr
 
 
-def test_resize_to_bigger_flavor_across_hosts(daemon, tiny_image):  # noqa
+def _resize_across(daemon, tiny_image, image_on_destination,  # noqa: F811
+                   source_host='src-host'):
     pw = daemon['tmp'] / 'client.password'
     pw.write_text('right-secret')
     pw.chmod(0o600)
@@ -50,6 +52,8 @@ def test_resize_to_bigger_flavor_across_hosts(daemon, tiny_image):  # noqa
         disk_info = src.driver.migrate_disk_and_power_off(
             src.context, instance, '127.0.0.1', new_flavor, [])
         uuid = instance.uuid
+        # Nova keeps the image's metadata with the instance.
+        image_meta = src.image_meta(image_id)
     finally:
         src.cleanUp()
     assert os.path.isdir(os.path.join(src_path, uuid + '_resize'))
@@ -57,17 +61,20 @@ def test_resize_to_bigger_flavor_across_hosts(daemon, tiny_image):  # noqa
     dst = harness.RealComputeHost('dst-host', instances_path=dst_path)
     dst.setUp()
     try:
-        dst.upload_image(str(tiny_image), 'qcow2', image_id=image_id)
+        dst.conf_group('novaext', rsync_port=daemon['port'],
+                       rsync_password_file=str(pw))
+        if image_on_destination:
+            dst.upload_image(str(tiny_image), 'qcow2', image_id=image_id)
         moved = dst.new_instance(image_id, root_gb=2, instance_uuid=uuid)
         # As Nova's resize sets them before finish_migration.
         moved.new_flavor = moved.flavor
         moved.old_flavor = moved.flavor.obj_clone()
         moved.old_flavor.root_gb = 1
-        migration = objects.Migration(source_compute='src-host',
+        migration = objects.Migration(source_compute=source_host,
                                       dest_compute='dst-host')
         dst.driver.finish_migration(
             dst.context, migration, moved, disk_info, [],
-            dst.image_meta(image_id), True, {}, None, True)
+            image_meta, True, {}, None, True)
 
         assert dst.domain(moved).state()[0] == libvirt.VIR_DOMAIN_RUNNING
         disk = os.path.join(dst.instance_dir(moved), 'disk')
@@ -78,7 +85,29 @@ def test_resize_to_bigger_flavor_across_hosts(daemon, tiny_image):  # noqa
         same, report = _same_guest_view(
             os.path.join(src_path, uuid + '_resize', 'disk'), disk)
         assert same, report
-        assert dst.downloads == {image_id: 1}
         dst.destroy(moved)
+        return dst.downloads, image_id
     finally:
         dst.cleanUp()
+
+
+def test_resize_to_bigger_flavor_across_hosts(daemon, tiny_image):  # noqa
+    downloads, image_id = _resize_across(daemon, tiny_image, True)
+    assert downloads == {image_id: 1}
+
+
+def test_base_missing_everywhere_but_the_source_host(
+        daemon, tiny_image):  # noqa: F811
+    """The image is gone from the image service: the destination pulls
+    the base from the source host's rsync daemon (127.0.0.2 here)."""
+    src_dir = daemon['tmp'] / 'src-daemon'
+    src_dir.mkdir()
+    _cmd, pid = test_rsync_daemon.start_daemon(
+        src_dir, daemon['tmp'] / 'src-instances', daemon['port'],
+        address='127.0.0.2')
+    try:
+        downloads, image_id = _resize_across(
+            daemon, tiny_image, False, source_host='127.0.0.2')
+    finally:
+        test_rsync_daemon.stop_daemon(pid)
+    assert image_id not in downloads

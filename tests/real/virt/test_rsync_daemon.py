@@ -15,39 +15,49 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    instances = tmp_path / 'instances'
-    instances.mkdir()
-    secrets = tmp_path / 'rsyncd.secrets'
+def start_daemon(workdir, instances, port, address='127.0.0.1'):
+    """Start an rsync daemon with novaext-rsyncd; return (command, pid)."""
+    secrets = workdir / 'rsyncd.secrets'
     secrets.write_text('nova:right-secret\n')
     secrets.chmod(0o600)
-    port = _free_port()
-    conf = tmp_path / 'nova.conf'
+    conf = workdir / 'nova.conf'
     conf.write_text(f"""[DEFAULT]
 instances_path = {instances}
 [novaext]
 rsync_port = {port}
-rsync_address = 127.0.0.1
+rsync_address = {address}
 rsync_hosts_allow = 127.0.0.1
 rsync_secrets_file = {secrets}
 rsync_uid = root
 rsync_gid = root
-rsyncd_config_file = {tmp_path}/rsyncd.conf
-rsyncd_pid_file = {tmp_path}/rsyncd.pid
+rsyncd_config_file = {workdir}/rsyncd.conf
+rsyncd_pid_file = {workdir}/rsyncd.pid
 """)
     cmd = [os.path.join(os.path.dirname(sys.executable), 'novaext-rsyncd'),
            '--config-file', str(conf)]
     pid = int(subprocess.run(cmd + ['start'], check=True, text=True,
                              capture_output=True).stdout)
+    return cmd, pid
+
+
+def stop_daemon(pid):
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass  # a test killed it on purpose
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    instances = tmp_path / 'instances'
+    instances.mkdir()
+    port = _free_port()
+    cmd, pid = start_daemon(tmp_path, instances, port)
     try:
         yield {'cmd': cmd, 'port': port, 'instances': instances,
                'tmp': tmp_path, 'pid': pid}
     finally:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass  # a test killed it on purpose
+        stop_daemon(pid)
 
 
 def _push(daemon, password, name='pushed', source_address=None):

@@ -8,10 +8,15 @@ from novaext.virt import rsync_client
 @pytest.mark.parametrize('components', [
     ('..',), ('.',), ('a', '..'), ('/etc',), ('a/b',), ('',),
     ('inst', 'disk; rm -rf /'), ('inst\n',), ('.hidden',), ('a b',),
+    ('-rf',),
     ('inst', '-e sh'), (None,), ()])
 def test_hostile_components_are_refused(components):
     with pytest.raises(rsync_client.InvalidRemotePath):
         rsync_client.remote_path(*components)
+
+
+def test_base_dir_is_a_valid_component():
+    assert rsync_client.remote_path('_base', 'a' * 40) == '_base/' + 'a' * 40
 
 
 def test_valid_components_are_joined():
