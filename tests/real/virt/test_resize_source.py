@@ -125,3 +125,53 @@ def test_daemon_dying_after_power_off_rolls_back(
 def exception_types():
     from nova import exception
     return (exception.InstanceFaultRollback, rsync_client.RsyncTransferError)
+
+
+@pytest.fixture
+def full_daemon(tmp_path):
+    """A destination daemon whose instances_path is a 4 MiB tmpfs."""
+    import subprocess
+
+    from tests.real.virt import test_rsync_daemon
+
+    instances = tmp_path / 'small-instances'
+    instances.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs',
+                    str(instances)], check=True)
+    try:
+        port = test_rsync_daemon._free_port()
+        cmd, pid = test_rsync_daemon.start_daemon(tmp_path, instances, port)
+        try:
+            yield {'cmd': cmd, 'port': port, 'instances': instances,
+                   'tmp': tmp_path, 'pid': pid}
+        finally:
+            test_rsync_daemon.stop_daemon(pid)
+    finally:
+        subprocess.run(['umount', str(instances)], check=True)
+
+
+def test_destination_out_of_space_rolls_back(
+        real_host, full_daemon, tiny_image):
+    _point_at(real_host, full_daemon, 'right-secret')
+    instance = _running_guest(real_host, tiny_image)
+    inst_dir = real_host.instance_dir(instance)
+    real_host.driver.power_off(instance)
+    images.qemu_io(os.path.join(inst_dir, 'disk'), 'qcow2',
+                   'write -P 0x66 8M 8M')
+    before = sorted(os.listdir(inst_dir))
+
+    with pytest.raises(rsync_client.RsyncTransferError) as err:
+        real_host.driver.migrate_disk_and_power_off(
+            real_host.context, instance, '127.0.0.1',
+            _bigger_flavor(instance), [])
+
+    assert 'No space left' in str(err.value)
+    assert sorted(os.listdir(inst_dir)) == before
+    assert not os.path.exists(inst_dir + '_resize')
+    assert list(full_daemon['instances'].iterdir()) == []
+    images.qemu_io(os.path.join(inst_dir, 'disk'), 'qcow2',
+                   'read -P 0x5a 0 1M', 'read -P 0x66 8M 8M')
+    real_host.driver.power_on(real_host.context, instance, [])
+    assert real_host.domain(instance).state()[0] == \
+        libvirt.VIR_DOMAIN_RUNNING
+    real_host.destroy(instance)
