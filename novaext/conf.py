@@ -50,6 +50,16 @@ RSYNC_OPTS = [
     cfg.StrOpt(
         'rsync_gid', default='nova',
         help='Group the daemon writes files as.'),
+    cfg.IntOpt(
+        'rsync_bwlimit_kib', default=0, min=0,
+        help='Client side: limit each resize or cold migration push to '
+             'this many KiB per second (rsync --bwlimit), so a migration '
+             'does not starve the guests\' own traffic. 0: no limit.'),
+    cfg.IntOpt(
+        'transfer_progress_interval', default=10, min=1,
+        help='Seconds between progress reports (log line, and an '
+             'oslo.messaging notification when notifications are enabled) '
+             'of a disk push.'),
     cfg.StrOpt(
         'rsyncd_config_file', default='/etc/novaext/rsyncd.conf',
         help='Where novaext-rsyncd writes the daemon configuration.'),

@@ -13,7 +13,11 @@ same on every host as Nova assumes; anything else is refused.
 
 import os
 
+from oslo_log import log as logging
+
 from novaext.virt import rsync_client
+
+LOG = logging.getLogger(__name__)
 
 
 class DaemonRemoteFilesystem:
@@ -45,4 +49,16 @@ class DaemonRemoteFilesystem:
         self._client_factory(host).make_dir(*self._components(dst_path))
 
     def remove_dir(self, host, dst, on_execute=None, on_completion=None):
-        self._client_factory(host).remove(*self._components(dst))
+        """Remove ``dst`` on ``host``; a failure is logged, then raised.
+
+        Nova's rollback swallows the error, so the log line is what tells
+        the operator a partial copy was left on an unreachable host.
+        """
+        try:
+            self._client_factory(host).remove(*self._components(dst))
+        except rsync_client.RsyncTransferError as e:
+            LOG.warning('Could not remove %(dst)s on %(host)s: %(err)s. It '
+                        'is a partial copy no instance uses; the next '
+                        'migration there overwrites it, or remove it by '
+                        'hand.', {'dst': dst, 'host': host, 'err': e})
+            raise

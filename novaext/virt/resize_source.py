@@ -24,6 +24,7 @@ from oslo_utils import fileutils
 
 from novaext.virt import rsync_client
 from novaext.virt import transfer_plan
+from novaext.virt import transfer_progress
 from novaext.virt.transfer_plan import Action
 
 CONF = cfg.CONF
@@ -99,8 +100,12 @@ def migrate_disk_and_power_off(drv, context, instance, dest, flavor,
             if shared:
                 _copy_local(src, os.path.join(inst_base, name), sparse)
             else:
-                sent += client.push(src, os.path.basename(inst_base), name,
-                                    sparse=sparse)
+                progress = transfer_progress.TransferProgress(
+                    context, instance, 'resize.push', client.target, name)
+                pushed = client.push(src, os.path.basename(inst_base), name,
+                                     sparse=sparse, on_progress=progress)
+                progress.end(pushed)
+                sent += pushed
         LOG.info('Moved %(n)d file(s) of %(inst)s to %(dest)s, %(sent)d '
                  'bytes sent', {'n': len(moved), 'inst': instance.uuid,
                                 'dest': dest, 'sent': sent},

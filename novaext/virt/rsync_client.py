@@ -10,6 +10,7 @@ disk name can leave the module (rooted at the peer's instances_path).
 import ipaddress
 import os
 import re
+import subprocess
 import tempfile
 
 from nova import exception
@@ -23,6 +24,16 @@ LOG = logging.getLogger(__name__)
 _COMPONENT = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._-]{0,254}')
 _HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?')
 _BYTES_SENT = re.compile(r'^Total bytes sent: ([0-9,]+)$', re.MULTILINE)
+# One --info=progress2 update: bytes so far and percent of the whole.
+_PROGRESS = re.compile(rb'^\s*([0-9,]+)\s+([0-9]{1,3})%')
+
+
+def parse_progress(update):
+    """``(bytes_done, percent)`` of one rsync progress2 update, or None."""
+    match = _PROGRESS.match(update)
+    if match is None:
+        return None
+    return int(match.group(1).replace(b',', b'')), int(match.group(2))
 
 
 class RsyncTransferError(exception.NovaException):
@@ -65,35 +76,42 @@ class RsyncDaemonClient:
     """
 
     def __init__(self, host, port, module, user, password_file,
-                 io_timeout=120, connect_timeout=15,
-                 execute=processutils.execute):
+                 io_timeout=120, connect_timeout=15, bwlimit_kib=0,
+                 fsync=True, execute=processutils.execute):
         self.target = f'{host}:{port}/{module}'
         self._base_url = (f'rsync://{user}@{_url_host(host)}:{port}/'
                           f'{remote_path(module)}')
         self._password_file = password_file
         self._timeouts = [f'--timeout={io_timeout}',
                           f'--contimeout={connect_timeout}']
+        self._push_args = ['--fsync'] if fsync else []
+        if bwlimit_kib:
+            self._push_args.append(f'--bwlimit={int(bwlimit_kib)}')
         self._execute = execute
 
     @classmethod
     def from_conf(cls, conf, host):
         opts = conf.novaext
         return cls(host, opts.rsync_port, opts.rsync_module,
-                   opts.rsync_auth_user, opts.rsync_password_file)
+                   opts.rsync_auth_user, opts.rsync_password_file,
+                   bwlimit_kib=opts.rsync_bwlimit_kib)
 
     def url(self, *components, directory=False):
         path = remote_path(*components)
         return f'{self._base_url}/{path}' + ('/' if directory else '')
 
-    def _run(self, *args):
+    def _run(self, *args, on_progress=None):
         if not os.path.isfile(self._password_file):
             raise RsyncTransferError(
                 target=self.target,
                 reason=f'password file {self._password_file} is missing')
+        cmd = ('rsync', f'--password-file={self._password_file}',
+               *self._timeouts, *args)
         try:
-            out, _err = self._execute(
-                'rsync', f'--password-file={self._password_file}',
-                *self._timeouts, *args)
+            if on_progress is None:
+                out, _err = self._execute(*cmd)
+            else:
+                out = _execute_streaming(cmd, on_progress)
         except processutils.ProcessExecutionError as e:
             reason = (e.stderr or '').strip().splitlines()
             raise RsyncTransferError(
@@ -108,17 +126,25 @@ class RsyncDaemonClient:
             self._run('--mkpath', '--dirs', empty + '/',
                       self.url(*components, directory=True))
 
-    def push(self, local_path, *components, sparse=False):
+    def push(self, local_path, *components, sparse=False, on_progress=None):
         """Copy ``local_path`` to ``components`` in the module.
 
+        The file is on the peer's disk (fsync'd) when this returns.
+
         :param sparse: keep holes (raw disks) instead of writing zeros
+        :param on_progress: called with ``(bytes_done, percent)`` as rsync
+            reports progress, from this thread
         :returns: bytes rsync sent over the wire
         """
-        args = ['--times', '--perms', '--inplace', '--stats']
+        args = ['--times', '--perms', '--inplace', '--stats',
+                *self._push_args]
         if sparse:
             args.remove('--inplace')
             args.append('--sparse')
-        out = self._run(*args, local_path, self.url(*components))
+        if on_progress is not None:
+            args += ['--info=progress2', '--outbuf=line']
+        out = self._run(*args, local_path, self.url(*components),
+                        on_progress=on_progress)
         match = _BYTES_SENT.search(out)
         sent = int(match.group(1).replace(',', '')) if match else 0
         LOG.info('Pushed %(src)s to %(target)s/%(dst)s: %(sent)d bytes sent',
@@ -161,3 +187,33 @@ class RsyncDaemonClient:
                  {'target': self.target, 'src': remote_path(*components),
                   'dst': local_path, 'n': received})
         return received
+
+
+def _execute_streaming(cmd, on_progress):
+    """Run ``cmd``, feeding its progress updates to ``on_progress``.
+
+    processutils.execute returns output only when the process ends; a
+    progress report needs it as it comes, hence subprocess here. Raises
+    ProcessExecutionError like processutils on a non-zero exit.
+    """
+    with tempfile.TemporaryFile() as err, subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=err,
+            stdin=subprocess.DEVNULL) as proc:
+        out = bytearray()
+        pending = b''
+        while chunk := proc.stdout.read1(65536):
+            out += chunk
+            *updates, pending = re.split(rb'[\r\n]', pending + chunk)
+            for update in updates:
+                progress = parse_progress(update)
+                if progress is not None:
+                    on_progress(*progress)
+        returncode = proc.wait()
+        err.seek(0)
+        stderr = err.read().decode(errors='replace')
+    stdout = out.decode(errors='replace')
+    if returncode != 0:
+        raise processutils.ProcessExecutionError(
+            stdout=stdout, stderr=stderr, exit_code=returncode,
+            cmd=' '.join(cmd))
+    return stdout

@@ -122,6 +122,98 @@ def test_daemon_dying_after_power_off_rolls_back(
     real_host.destroy(instance)
 
 
+def _kill_daemon_and_its_children(pid):
+    """SIGKILL the daemon and the per-connection processes it forked."""
+    with open(f'/proc/{pid}/task/{pid}/children') as f:
+        children = [int(c) for c in f.read().split()]
+    for victim in [pid, *children]:
+        try:
+            os.kill(victim, 9)
+        except ProcessLookupError:
+            pass
+
+
+def _slow_guest_with_data(real_host, daemon, tiny_image):  # noqa: F811
+    """A guest with 24 MiB written, pushed at 4 MiB/s: about 6 s."""
+    _point_at(real_host, daemon, 'right-secret')
+    real_host.conf_group('novaext', rsync_bwlimit_kib=4096,
+                         transfer_progress_interval=1)
+    instance = _running_guest(real_host, tiny_image)
+    real_host.driver.power_off(instance)
+    images.qemu_io(os.path.join(real_host.instance_dir(instance), 'disk'),
+                   'qcow2', 'write -P 0x66 8M 24M')
+    return instance
+
+
+def test_push_reports_progress_in_the_log(
+        real_host, daemon, tiny_image, caplog):  # noqa: F811
+    instance = _slow_guest_with_data(real_host, daemon, tiny_image)
+    caplog.set_level('INFO', logger='novaext.virt.transfer_progress')
+
+    real_host.driver.migrate_disk_and_power_off(
+        real_host.context, instance, '127.0.0.1', _bigger_flavor(instance),
+        [])
+
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == 'novaext.virt.transfer_progress']
+    progress = [line for line in lines if ': progress, ' in line]
+    assert len(progress) >= 3, lines
+    done = [int(line.split(', ')[1].split()[0]) for line in progress]
+    assert done == sorted(done) and done[0] < done[-1]
+    assert any(line.startswith('resize.push of disk to 127.0.0.1:') and
+               ': end, ' in line and '(100%)' in line for line in lines)
+    os.rename(real_host.instance_dir(instance) + '_resize',
+              real_host.instance_dir(instance))
+    real_host.destroy(instance)
+
+
+def test_daemon_killed_mid_push_rolls_back(
+        real_host, daemon, tiny_image, caplog):  # noqa: F811
+    """The destination's rsync daemon dies while the overlay is on the
+    wire: the push fails, the source directory is back and the guest
+    boots with its data. The destination cannot be reached to remove its
+    partial copy: that is logged, and the copy is left there."""
+    import threading
+    instance = _slow_guest_with_data(real_host, daemon, tiny_image)
+    inst_dir = real_host.instance_dir(instance)
+    before = sorted(os.listdir(inst_dir))
+    arrived = daemon['instances'] / instance.uuid / 'disk'
+    killed = threading.Event()
+
+    def kill_when_data_arrives():
+        import time
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if arrived.exists() and arrived.stat().st_size > 2 * 1024 ** 2:
+                _kill_daemon_and_its_children(daemon['pid'])
+                killed.set()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_data_arrives)
+    killer.start()
+    try:
+        with pytest.raises(rsync_client.RsyncTransferError) as err:
+            real_host.driver.migrate_disk_and_power_off(
+                real_host.context, instance, '127.0.0.1',
+                _bigger_flavor(instance), [])
+    finally:
+        killer.join()
+
+    assert killed.is_set()
+    assert 'exit code' in str(err.value)
+    assert sorted(os.listdir(inst_dir)) == before
+    assert not os.path.exists(inst_dir + '_resize')
+    assert arrived.exists()
+    assert f'Could not remove {inst_dir} on 127.0.0.1' in caplog.text
+    images.qemu_io(os.path.join(inst_dir, 'disk'), 'qcow2',
+                   'read -P 0x5a 0 1M', 'read -P 0x66 8M 24M')
+    real_host.driver.power_on(real_host.context, instance, [])
+    assert real_host.domain(instance).state()[0] == \
+        libvirt.VIR_DOMAIN_RUNNING
+    real_host.destroy(instance)
+
+
 def exception_types():
     from nova import exception
     return (exception.InstanceFaultRollback, rsync_client.RsyncTransferError)

@@ -54,3 +54,31 @@ def test_missing_password_file_is_a_clear_error_before_rsync_runs():
                        match='password file /nonexistent/pw is missing'):
         client.push('/tmp/x', 'i', 'disk')
     assert calls == []
+
+
+@pytest.mark.parametrize('update, expected', [
+    (b'     32,768   0%    0.00kB/s    0:00:00', (32768, 0)),
+    (b'    209,715,200 100%  150.00MB/s    0:00:01 (xfr#1, to-chk=0/1)',
+     (209715200, 100)),
+    (b'Number of files: 1 (reg: 1)', None),
+    (b'', None),
+])
+def test_progress2_updates_are_parsed(update, expected):
+    assert rsync_client.parse_progress(update) == expected
+
+
+def test_push_asks_for_fsync_and_the_configured_bandwidth_limit(tmp_path):
+    pw = tmp_path / 'pw'
+    pw.write_text('x')
+    calls = []
+
+    def execute(*cmd):
+        calls.append(cmd)
+        return 'Total bytes sent: 1,024\n', ''
+
+    client = rsync_client.RsyncDaemonClient(
+        '127.0.0.1', 8730, 'm', 'nova', str(pw), bwlimit_kib=2048,
+        execute=execute)
+    assert client.push('/tmp/x', 'i', 'disk') == 1024
+    assert '--fsync' in calls[0] and '--bwlimit=2048' in calls[0]
+    assert not any('x' == arg for arg in calls[0])  # the password
