@@ -193,9 +193,10 @@ class ExtQcow2(imagebackend.Qcow2):
                                  **kwargs)
         try:
             image = glance.API().get(context, image_id)
-        except exception.ImageNotFound:
-            # Gone from the image service, but its base is here (kept or
-            # pulled from another host): nothing to fetch, Nova's path.
+        except (exception.ImageNotFound, exception.GlanceConnectionFailed):
+            # Gone from (or no answer from) the image service, but its base
+            # is here (kept or pulled from another host): nothing to fetch,
+            # Nova's path.
             if os.path.exists(os.path.join(base_dir(), filename)):
                 return super().cache(fetch_func, filename, size, safe,
                                      *args, **kwargs)

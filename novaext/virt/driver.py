@@ -82,18 +82,21 @@ class ExtLibvirtDriver(libvirt_driver.LibvirtDriver):
                                fallback_from_host=None):
         """Nova's, but the fallback pulls the base over the rsync daemon.
 
-        Nova's own fallback copies from the other host over ssh.
+        Nova's own fallback copies from the other host over ssh, and only
+        when the image is gone; this one also when the image service is
+        unreachable, since the peer holds the same bytes.
         """
         try:
             return super()._try_fetch_image_cache(
                 image, fetch_func, context, filename, image_id, instance,
                 size, fallback_from_host=None)
-        except exception.ImageNotFound:
+        except (exception.ImageNotFound,
+                exception.GlanceConnectionFailed) as e:
             if not fallback_from_host:
                 raise
-            LOG.info('Image %(image)s is gone from the image service; '
-                     'pulling base %(base)s from %(host)s',
-                     {'image': image_id, 'base': filename,
+            LOG.info('Image %(image)s is not available from the image '
+                     'service (%(err)s); pulling base %(base)s from %(host)s',
+                     {'image': image_id, 'err': e, 'base': filename,
                       'host': fallback_from_host}, instance=instance)
             base_from_host.pull_base(fallback_from_host, filename,
                                      image.lock_path)

@@ -11,6 +11,7 @@ import os
 import subprocess
 
 import libvirt
+from nova import exception
 from nova import objects
 
 from tests.real import harness
@@ -28,8 +29,16 @@ def _same_guest_view(source_disk, dest_disk):
     return out.returncode == 0, out.stdout + out.stderr
 
 
+def _image_service_down(host):
+    def unreachable(*args, **kwargs):
+        raise exception.GlanceConnectionFailed(
+            server='glance.example:9292', reason='connection refused')
+    host.images.download = unreachable
+    host.images.show = unreachable
+
+
 def _resize_across(daemon, tiny_image, image_on_destination,  # noqa: F811
-                   source_host='src-host'):
+                   source_host='src-host', image_service_down=False):
     pw = daemon['tmp'] / 'client.password'
     pw.write_text('right-secret')
     pw.chmod(0o600)
@@ -65,6 +74,8 @@ def _resize_across(daemon, tiny_image, image_on_destination,  # noqa: F811
                        rsync_password_file=str(pw))
         if image_on_destination:
             dst.upload_image(str(tiny_image), 'qcow2', image_id=image_id)
+        if image_service_down:
+            _image_service_down(dst)
         moved = dst.new_instance(image_id, root_gb=2, instance_uuid=uuid)
         # As Nova's resize sets them before finish_migration.
         moved.new_flavor = moved.flavor
@@ -111,3 +122,19 @@ def test_base_missing_everywhere_but_the_source_host(
     finally:
         test_rsync_daemon.stop_daemon(pid)
     assert image_id not in downloads
+
+
+def test_image_service_down_base_comes_from_the_source_host(
+        daemon, tiny_image):  # noqa: F811
+    """The image service does not answer: the destination pulls the base
+    from the source host's rsync daemon and the resize completes."""
+    src_dir = daemon['tmp'] / 'src-daemon'
+    src_dir.mkdir()
+    _cmd, pid = test_rsync_daemon.start_daemon(
+        src_dir, daemon['tmp'] / 'src-instances', daemon['port'],
+        address='127.0.0.2')
+    try:
+        _resize_across(daemon, tiny_image, True, source_host='127.0.0.2',
+                       image_service_down=True)
+    finally:
+        test_rsync_daemon.stop_daemon(pid)
