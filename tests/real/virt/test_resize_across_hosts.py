@@ -14,6 +14,7 @@ import libvirt
 from nova import exception
 from nova import objects
 
+from novaext.virt import rsync_client
 from tests.real import harness
 from tests.real.imagebackend import images
 from tests.real.virt import test_rsync_daemon
@@ -37,8 +38,20 @@ def _image_service_down(host):
     host.images.show = unreachable
 
 
-def _resize_across(daemon, tiny_image, image_on_destination,  # noqa: F811
-                   source_host='src-host', image_service_down=False):
+def _write_while_stopped(src, instance):
+    src.driver.power_off(instance)
+    images.qemu_io(os.path.join(src.instance_dir(instance), 'disk'),
+                   'qcow2', 'write -P 0x77 3M 2M')
+
+
+def _resize_across(daemon, image_file, image_on_destination,  # noqa: F811
+                   source_host='src-host', image_service_down=False,
+                   disk_format='qcow2', root_gb=1,
+                   write=_write_while_stopped):
+    """Boot on the source, ``write``, migrate to the destination, finish.
+
+    Returns (destination downloads, image id, bytes the source pushed).
+    """
     pw = daemon['tmp'] / 'client.password'
     pw.write_text('right-secret')
     pw.chmod(0o600)
@@ -50,14 +63,21 @@ def _resize_across(daemon, tiny_image, image_on_destination,  # noqa: F811
     try:
         src.conf_group('novaext', rsync_port=daemon['port'],
                        rsync_password_file=str(pw))
-        image_id = src.upload_image(str(tiny_image), 'qcow2')
-        instance = src.new_instance(image_id)
+        image_id = src.upload_image(str(image_file), disk_format,
+                                    by_reference=True)
+        instance = src.new_instance(image_id, root_gb=root_gb)
         src.spawn(instance)
-        src.driver.power_off(instance)
-        src_disk = os.path.join(src.instance_dir(instance), 'disk')
-        images.qemu_io(src_disk, 'qcow2', 'write -P 0x77 3M 2M')
+        write(src, instance)
         new_flavor = instance.flavor.obj_clone()
-        new_flavor.root_gb = 2
+        new_flavor.root_gb = root_gb + 1
+        pushed = []
+        real_push = rsync_client.RsyncDaemonClient.push
+
+        def counting_push(self, *args, **kwargs):
+            pushed.append(real_push(self, *args, **kwargs))
+            return pushed[-1]
+        src.stub_out('novaext.virt.rsync_client.RsyncDaemonClient.push',
+                     counting_push)
         disk_info = src.driver.migrate_disk_and_power_off(
             src.context, instance, '127.0.0.1', new_flavor, [])
         uuid = instance.uuid
@@ -73,14 +93,16 @@ def _resize_across(daemon, tiny_image, image_on_destination,  # noqa: F811
         dst.conf_group('novaext', rsync_port=daemon['port'],
                        rsync_password_file=str(pw))
         if image_on_destination:
-            dst.upload_image(str(tiny_image), 'qcow2', image_id=image_id)
+            dst.upload_image(str(image_file), disk_format, image_id=image_id,
+                             by_reference=True)
         if image_service_down:
             _image_service_down(dst)
-        moved = dst.new_instance(image_id, root_gb=2, instance_uuid=uuid)
+        moved = dst.new_instance(image_id, root_gb=root_gb + 1,
+                                 instance_uuid=uuid)
         # As Nova's resize sets them before finish_migration.
         moved.new_flavor = moved.flavor
         moved.old_flavor = moved.flavor.obj_clone()
-        moved.old_flavor.root_gb = 1
+        moved.old_flavor.root_gb = root_gb
         migration = objects.Migration(source_compute=source_host,
                                       dest_compute='dst-host')
         dst.driver.finish_migration(
@@ -92,18 +114,18 @@ def _resize_across(daemon, tiny_image, image_on_destination,  # noqa: F811
         info = harness.qemu_img_info(disk)
         assert info['full-backing-filename'] == os.path.join(
             dst_path, '_base', harness.base_name(image_id))
-        assert info['virtual-size'] == 2 * 1024 ** 3
+        assert info['virtual-size'] == (root_gb + 1) * 1024 ** 3
         same, report = _same_guest_view(
             os.path.join(src_path, uuid + '_resize', 'disk'), disk)
         assert same, report
         dst.destroy(moved)
-        return dst.downloads, image_id
+        return dst.downloads, image_id, sum(pushed)
     finally:
         dst.cleanUp()
 
 
 def test_resize_to_bigger_flavor_across_hosts(daemon, tiny_image):  # noqa
-    downloads, image_id = _resize_across(daemon, tiny_image, True)
+    downloads, image_id, _sent = _resize_across(daemon, tiny_image, True)
     assert downloads == {image_id: 1}
 
 
@@ -117,7 +139,7 @@ def test_base_missing_everywhere_but_the_source_host(
         src_dir, daemon['tmp'] / 'src-instances', daemon['port'],
         address='127.0.0.2')
     try:
-        downloads, image_id = _resize_across(
+        downloads, image_id, _sent = _resize_across(
             daemon, tiny_image, False, source_host='127.0.0.2')
     finally:
         test_rsync_daemon.stop_daemon(pid)
@@ -138,3 +160,40 @@ def test_image_service_down_base_comes_from_the_source_host(
                        image_service_down=True)
     finally:
         test_rsync_daemon.stop_daemon(pid)
+
+
+def _write_200_mib_in_the_running_guest(src, instance):
+    """200 MiB written through the running QEMU's own block layer
+    (HMP qemu-io on the guest's disk), as a guest's writes would be."""
+    import libvirt_qemu
+    dom = src.domain(instance)
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    writes = [f'write -P {0x11 * (i + 1):#x} {i * 512}M 50M'
+              for i in range(4)]
+    for write in writes + ['flush']:
+        out = libvirt_qemu.qemuMonitorCommand(
+            dom, f'qemu-io -d /machine/peripheral/virtio-disk0/'
+                 f'virtio-backend "{write}"',
+            libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
+        assert 'rror' not in out, out
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    # The writes are in the overlay (read without stopping the guest).
+    images.qemu_io(os.path.join(src.instance_dir(instance), 'disk'),
+                   'qcow2', *[w.replace('write', 'read') for w in writes],
+                   'read -P 0x5a 50M 1M', force_share=True)
+
+
+def test_running_guest_on_2_gib_base_moves_only_its_200_mib(
+        daemon, tmp_path):  # noqa: F811
+    """A running guest on a 2 GiB (fully written) base with 200 MiB
+    written in its overlay: about 200 MiB cross, not the base, and the
+    guest runs on the destination with the same disk content."""
+    base = tmp_path / 'base-2g.raw'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', str(base), '2G'],
+                   check=True)
+    images.qemu_io(base, 'raw', 'write -P 0x5a 0 1024M',
+                   'write -P 0x6b 1024M 1024M')
+    _downloads, _image_id, sent = _resize_across(
+        daemon, base, True, disk_format='raw', root_gb=2,
+        write=_write_200_mib_in_the_running_guest)
+    assert 200 * 1024 ** 2 <= sent < 260 * 1024 ** 2
