@@ -11,14 +11,24 @@ MiB written), on the same files in one run:
   destination's base;
 - flatten: the path the seeds replaced, `qemu-img convert` of overlay +
   base into one qcow2, then a copy of that file;
+- nova34: Nova 34's own copy, ``nova.virt.libvirt.utils.copy_image`` with
+  ``[libvirt]remote_filesystem_transport = rsync`` (rsync --sparse
+  --compress over ssh) to a private sshd on 127.0.0.1 that this script
+  starts; bytes are what the ssh client reports it sent;
+- flatten: the path the seeds replaced, `qemu-img convert` of overlay +
+  base into one qcow2, then a copy of that file;
 - floor: dd of the same bytes novaext sends (the overlay file).
-Not yet here: Nova 34's own path (the overlay over ssh, needing sshd).
+The overlay holds random (incompressible) data, as guest writes mostly
+are. novaext and the floor write through to disk (rsync --fsync, dd
+conv=fsync), as does flatten's copy; Nova's own copy does not fsync.
+The base is present on the destination in every case.
 --quick runs only the 2 GiB base / 200 MiB overlay case.
 """
 
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -47,14 +57,20 @@ def make_base(path, gib):
     run('qemu-io', '-f', 'raw', *commands, path)
 
 
-def make_overlay(path, base, written_mib):
+def make_overlay(path, base, written_mib, random_file):
+    """An overlay with ``written_mib`` MiB of random data, spread out."""
     run('qemu-img', 'create', '-q', '-f', 'qcow2', '-b', base, '-F', 'raw',
         path)
     commands = []
-    for offset in range(0, written_mib, 256):
-        length = min(256, written_mib - offset)
-        commands += ['-c', f'write -P 0x33 {offset}M {length}M']
+    for i, offset in enumerate(range(0, written_mib, 16)):
+        length = min(16, written_mib - offset)
+        commands += ['-c', f'write -s {random_file} {i * 48}M {length}M']
     run('qemu-io', '-f', 'qcow2', *commands, path)
+
+
+def make_random_file(path):
+    with open(path, 'wb') as f:
+        f.write(os.urandom(16 * MiB))
 
 
 def timed(fn):
@@ -63,10 +79,14 @@ def timed(fn):
     return time.monotonic() - start, result
 
 
-def start_daemon(work, instances):
+def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def start_daemon(work, instances):
+    port = free_port()
     secrets = os.path.join(work, 'secrets')
     with open(os.open(secrets, os.O_WRONLY | os.O_CREAT, 0o600), 'w') as f:
         f.write('nova:bench-secret\n')
@@ -89,49 +109,138 @@ def start_daemon(work, instances):
     return pid, client
 
 
-def one_case(work, client, dest, base, base_gib, overlay_mib, repeat):
+class PrivateSshd:
+    """sshd on a free 127.0.0.1 port with its own keys, for Nova's path.
+
+    Nova's copy runs ``rsync ... 127.0.0.1:dest``; rsync reads the remote
+    shell from RSYNC_RSH, which points ssh at this daemon and logs what
+    the client sent.
+    """
+
+    def __init__(self, work):
+        self.work = work
+        self.port = free_port()
+        self.log = os.path.join(work, 'ssh-client.log')
+        host_key = os.path.join(work, 'ssh_host_key')
+        self.client_key = os.path.join(work, 'client_key')
+        for key in (host_key, self.client_key):
+            run('ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', key)
+        authorized = os.path.join(work, 'authorized_keys')
+        shutil.copyfile(self.client_key + '.pub', authorized)
+        os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [shutil.which('sshd') or '/usr/sbin/sshd', '-D', '-e',
+             '-f', '/dev/null', '-p', str(self.port),
+             '-o', 'ListenAddress=127.0.0.1', '-o', f'HostKey={host_key}',
+             '-o', f'AuthorizedKeysFile={authorized}',
+             '-o', 'PermitRootLogin=prohibit-password',
+             '-o', 'StrictModes=no', '-o', 'UsePAM=no',
+             '-o', f'PidFile={work}/sshd.pid'],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(('127.0.0.1', self.port)) == 0:
+                    break
+            time.sleep(0.1)
+        os.environ['RSYNC_RSH'] = (
+            f'ssh -p {self.port} -i {self.client_key} -o BatchMode=yes '
+            f'-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null '
+            f'-o LogLevel=DEBUG1 -E {self.log}')
+
+    def bytes_sent_last(self):
+        """What the last ssh client said it sent (its DEBUG1 summary)."""
+        with open(self.log) as f:
+            sent = re.findall(r'Transferred: sent ([0-9]+)', f.read())
+        os.unlink(self.log)
+        return int(sent[-1])
+
+    def stop(self):
+        os.environ.pop('RSYNC_RSH', None)
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def nova34_copy(src, dest):
+    """Nova 34's own remote copy of one disk (libvirt_utils.copy_image)."""
+    from nova.virt.libvirt import utils as libvirt_utils
+    libvirt_utils.copy_image(src, dest, host='127.0.0.1', compression=True)
+
+
+def fsync_copy(src, dst):
+    shutil.copyfile(src, dst)
+    fd = os.open(dst, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def one_case(work, client, sshd, dest, base, base_gib, overlay_mib, repeat):
     overlay = os.path.join(work, 'overlay.qcow2')
-    make_overlay(overlay, base, overlay_mib)
+    make_overlay(overlay, base, overlay_mib, os.path.join(work, 'random'))
     allocated = os.stat(overlay).st_blocks * 512
     dest_base = os.path.join(dest, '_base', 'b' * 40)
     rows = []
+    rebase_seconds = []
 
     def novaext():
         sent = client.push(overlay, 'inst', 'disk')
-        run('qemu-img', 'rebase', '-u', '-F', 'raw', '-b', dest_base,
-            os.path.join(dest, 'inst', 'disk'))
+        seconds, _ = timed(lambda: run(
+            'qemu-img', 'rebase', '-u', '-F', 'raw', '-b', dest_base,
+            os.path.join(dest, 'inst', 'disk')))
+        rebase_seconds.append(seconds)
         return sent
+
+    def nova34():
+        nova34_copy(overlay, os.path.join(dest, 'inst', 'nova34'))
+        return sshd.bytes_sent_last()
 
     def flatten():
         flat = os.path.join(work, 'flat.qcow2')
         run('qemu-img', 'convert', '-O', 'qcow2', overlay, flat)
-        shutil.copyfile(flat, os.path.join(dest, 'inst', 'flat'))
+        fsync_copy(flat, os.path.join(dest, 'inst', 'flat'))
         size = os.path.getsize(flat)
         os.unlink(flat)
         return size
 
     def floor():
         run('dd', f'if={overlay}', f'of={os.path.join(dest, "floor")}',
-            'bs=4M', 'status=none')
+            'bs=4M', 'conv=fsync', 'status=none')
         return os.path.getsize(overlay)
 
-    for name, fn in (('novaext', novaext), ('flatten', flatten),
-                     ('floor', floor)):
+    paths = [('novaext', novaext), ('nova34', nova34), ('flatten', flatten),
+             ('floor', floor)]
+    for name, fn in paths:
         runs = []
         for _ in range(repeat):
-            for leftover in ('inst/disk', 'inst/flat', 'floor'):
+            for leftover in ('inst/disk', 'inst/nova34', 'inst/flat',
+                             'floor'):
                 path = os.path.join(dest, leftover)
                 if os.path.exists(path):
                     os.unlink(path)
+            run('sync')
             runs.append(timed(fn))
-        rows.append({'path': name, 'base_gib': base_gib,
-                     'overlay_mib': overlay_mib,
-                     'seconds_min': min(r[0] for r in runs),
-                     'seconds_median': statistics.median(r[0] for r in runs),
-                     'bytes_sent': runs[-1][1],
-                     'overlay_allocated_bytes': allocated})
+        row = {'path': name, 'base_gib': base_gib,
+               'overlay_mib': overlay_mib,
+               'seconds_min': min(r[0] for r in runs),
+               'seconds_median': statistics.median(r[0] for r in runs),
+               'bytes_sent': runs[-1][1],
+               'overlay_allocated_bytes': allocated}
+        if name == 'novaext':
+            row['rebase_seconds_median'] = statistics.median(rebase_seconds)
+        rows.append(row)
     os.unlink(overlay)
     return rows
+
+
+def configure_nova():
+    """Nova's options as a compute host using rsync over ssh has them."""
+    from nova import config
+    from oslo_config import cfg
+    config.parse_args([], default_config_files=[])
+    cfg.CONF.set_override('remote_filesystem_transport', 'rsync',
+                          group='libvirt')
 
 
 def main():
@@ -140,9 +249,13 @@ def main():
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--json', metavar='FILE')
     args = parser.parse_args()
-    if shutil.which('rsync') is None or shutil.which('qemu-img') is None:
-        print('needs rsync and qemu-img: run scripts/install-host-packages',
-              file=sys.stderr)
+    missing = [tool for tool in ('rsync', 'qemu-img', 'qemu-io', 'ssh',
+                                 'sshd', 'ssh-keygen')
+               if shutil.which(tool) is None and not os.path.exists(
+                   f'/usr/sbin/{tool}')]
+    if missing:
+        print(f'missing {", ".join(missing)}: run '
+              f'scripts/install-host-packages (as root)', file=sys.stderr)
         return 2
     cases = ([(2, 200)] if args.quick else
              [(2, 50), (2, 200), (2, 800), (1, 200), (4, 200)])
@@ -153,6 +266,9 @@ def main():
         os.makedirs(os.path.join(dest, '_base'))
         pid, client = start_daemon(work, dest)
         client.make_dir('inst')
+        make_random_file(os.path.join(work, 'random'))
+        configure_nova()
+        sshd = PrivateSshd(work)
         try:
             for base_gib in sorted({b for b, _ in cases}):
                 base = os.path.join(work, 'base.raw')
@@ -160,11 +276,12 @@ def main():
                 os.link(base, os.path.join(dest, '_base', 'b' * 40))
                 for b, overlay_mib in cases:
                     if b == base_gib:
-                        rows += one_case(work, client, dest, base, base_gib,
-                                         overlay_mib, args.repeat)
+                        rows += one_case(work, client, sshd, dest, base,
+                                         base_gib, overlay_mib, args.repeat)
                 os.unlink(os.path.join(dest, '_base', 'b' * 40))
                 os.unlink(base)
         finally:
+            sshd.stop()
             os.kill(pid, 15)
 
     print(f'\nresize disk move, min/median of {args.repeat} '
@@ -181,6 +298,20 @@ def main():
               f'{r["bytes_sent"] / MiB:>9.1f} '
               f'{r["bytes_sent"] / r["overlay_allocated_bytes"]:>10.2f} '
               f'{r["seconds_median"] / floor:>8.1f}')
+    print('\nnovaext beside the others (median seconds; rebase -u alone):')
+    by_case = {}
+    for r in rows:
+        by_case.setdefault((r['base_gib'], r['overlay_mib']), {})[
+            r['path']] = r
+    for (base_gib, overlay_mib), case in sorted(by_case.items()):
+        median = {path: row['seconds_median'] for path, row in case.items()}
+        ratios = ', '.join(
+            f'{other}/novaext {median[other] / median["novaext"]:.1f}x'
+            for other in ('nova34', 'flatten') if other in case)
+        rebase_ms = case['novaext']['rebase_seconds_median'] * 1000
+        print(f'  base {base_gib} GiB, overlay {overlay_mib} MiB: {ratios}; '
+              f'novaext/floor {median["novaext"] / median["floor"]:.2f}x; '
+              f'rebase {rebase_ms:.0f} ms')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'cases': rows}, f, indent=2)
