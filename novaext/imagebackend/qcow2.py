@@ -206,6 +206,14 @@ class ExtQcow2(imagebackend.Qcow2):
             return self._restore_legacy_backing(
                 context, image, base_sha1, filename, size,
                 kwargs.get('trusted_certs'))
+        legacy = self._existing_legacy_backing()
+        if legacy is not None:
+            # Nova asks for the plain base (resize, cold migration) of a
+            # disk backed by <sha1>_<GB>, then grows that as if it were
+            # qcow2; restoring it here first leaves Nova nothing to grow.
+            self._restore_legacy_backing(
+                context, image, base_sha1, legacy, size,
+                kwargs.get('trusted_certs'))
         base_present = base_sha1 is not None and os.path.exists(
             os.path.join(base_dir(), base_sha1))
         # Nova names the base it wants: sha1(image_ref) to boot, the disk's
@@ -225,6 +233,14 @@ class ExtQcow2(imagebackend.Qcow2):
                    'steps': [s.value for s in steps]})
         _DeltaBoot(self, context, image, base_sha1, size,
                    kwargs.get('trusted_certs')).run(steps)
+
+    def _existing_legacy_backing(self):
+        """The legacy ``<sha1>_<GB>`` backing name of this disk, or None."""
+        if not self.exists():
+            return None
+        backing = libvirt_utils.get_disk_backing_file(self.path)
+        name = os.path.basename(backing) if backing else None
+        return name if name and legacy_base.parse(name) else None
 
     def _restore_legacy_backing(self, context, image, base_sha1, filename,
                                 size, trusted_certs):

@@ -47,7 +47,8 @@ def _write_while_stopped(src, instance):
 def _resize_across(daemon, image_file, image_on_destination,  # noqa: F811
                    source_host='src-host', image_service_down=False,
                    disk_format='qcow2', root_gb=1,
-                   write=_write_while_stopped):
+                   write=_write_while_stopped,
+                   expect_backing=harness.base_name):
     """Boot on the source, ``write``, migrate to the destination, finish.
 
     Returns (destination downloads, image id, bytes the source pushed).
@@ -113,7 +114,7 @@ def _resize_across(daemon, image_file, image_on_destination,  # noqa: F811
         disk = os.path.join(dst.instance_dir(moved), 'disk')
         info = harness.qemu_img_info(disk)
         assert info['full-backing-filename'] == os.path.join(
-            dst_path, '_base', harness.base_name(image_id))
+            dst_path, '_base', expect_backing(image_id))
         assert info['virtual-size'] == (root_gb + 1) * 1024 ** 3
         same, report = _same_guest_view(
             os.path.join(src_path, uuid + '_resize', 'disk'), disk)
@@ -197,3 +198,30 @@ def test_running_guest_on_2_gib_base_moves_only_its_200_mib(
         daemon, base, True, disk_format='raw', root_gb=2,
         write=_write_200_mib_in_the_running_guest)
     assert 200 * 1024 ** 2 <= sent < 260 * 1024 ** 2
+
+
+def _make_legacy_backed_then_write(src, instance):
+    """Leave the disk as an older Nova did: backed by <sha1>_<GB>, the
+    base grown to the root size, with no plain <sha1> base left."""
+    src.driver.power_off(instance)
+    disk = os.path.join(src.instance_dir(instance), 'disk')
+    base = harness.qemu_img_info(disk)['full-backing-filename']
+    legacy = f'{base}_{instance.flavor.root_gb}'
+    subprocess.run(['cp', '--sparse=always', base, legacy], check=True)
+    subprocess.run(['qemu-img', 'resize', '-q', '-f', 'raw', legacy,
+                    f'{instance.flavor.root_gb}G'], check=True)
+    subprocess.run(['qemu-img', 'rebase', '-u', '-F', 'raw', '-b', legacy,
+                    disk], check=True)
+    os.unlink(base)
+    images.qemu_io(disk, 'qcow2', 'write -P 0x77 3M 2M')
+
+
+def test_legacy_size_suffixed_backing_moves_as_metadata(
+        daemon, tiny_image):  # noqa: F811
+    """A disk backed by a legacy <sha1>_<GB> base: the destination
+    rebuilds that base (same bytes: the image grown with zeros) and the
+    overlay is re-pointed with rebase -u; the guest reads the same."""
+    _downloads, image_id, sent = _resize_across(
+        daemon, tiny_image, True, write=_make_legacy_backed_then_write,
+        expect_backing=lambda image_id: harness.base_name(image_id) + '_1')
+    assert sent < 8 * 1024 ** 2
