@@ -61,10 +61,13 @@ def make_overlay(path, base, written_mib, random_file):
     """An overlay with ``written_mib`` MiB of random data, spread out."""
     run('qemu-img', 'create', '-q', '-f', 'qcow2', '-b', base, '-F', 'raw',
         path)
+    chunks = range(0, written_mib, 16)
+    virtual_mib = os.path.getsize(base) // MiB
+    stride = max(16, virtual_mib // len(chunks) // 16 * 16)
     commands = []
-    for i, offset in enumerate(range(0, written_mib, 16)):
+    for i, offset in enumerate(chunks):
         length = min(16, written_mib - offset)
-        commands += ['-c', f'write -s {random_file} {i * 48}M {length}M']
+        commands += ['-c', f'write -s {random_file} {i * stride}M {length}M']
     run('qemu-io', '-f', 'qcow2', *commands, path)
 
 

@@ -1,0 +1,191 @@
+"""Render the benchmarks' JSON results as one Markdown report with plots.
+
+    python benchmarks/report.py RESULTS_DIR
+
+reads ``spawn.json``, ``resize.json``, ``snapshot.json`` and
+``extend.json`` from RESULTS_DIR (any may be missing: the report says so)
+and writes ``REPORT.md`` and ``*.png`` there. ``benchmarks/run`` runs the
+benchmarks and then this.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+MiB = 1024 ** 2
+
+
+def _load(results, name):
+    path = os.path.join(results, f'{name}.json')
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _plot(results, filename, title, xlabel, ylabel, series):
+    """``series``: {label: [(x, y), ...]}; returns the PNG's name."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot
+    fig, ax = pyplot.subplots(figsize=(6, 3.6), dpi=100)
+    for label, points in series.items():
+        points = sorted(points)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker='o',
+                label=label)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(results, filename))
+    pyplot.close(fig)
+    return filename
+
+
+def _table(header, rows):
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|' + '|'.join('---:' for _ in header) + '|']
+    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def spawn_section(results, data):
+    floor = {f['base_mib']: f['seconds'] for f in data['copy_floor']}
+    by_size = {}
+    for case in data['cases']:
+        by_size.setdefault(case['base_mib'], {})[case['cached']] = \
+            case['seconds']
+    rows = [(size, f'{v[False]:.2f}', f'{v[True]:.2f}', f'{floor[size]:.2f}')
+            for size, v in sorted(by_size.items())]
+    png = _plot(results, 'spawn.png', 'Spawn through novaext', 'base MiB',
+                'seconds (median)', {
+                    'not cached': [(s, v[False]) for s, v in by_size.items()],
+                    'cached': [(s, v[True]) for s, v in by_size.items()],
+                    'copy floor (cp)': list(floor.items())})
+    return '\n\n'.join([
+        '## Spawn (image cache)',
+        _table(['base MiB', 'not cached s', 'cached s', 'copy floor s'],
+               rows),
+        f'{data["concurrent_spawns"]} concurrent spawns of one uncached '
+        f'image: {data["downloads"]} download(s).',
+        f'![spawn]({png})'])
+
+
+def resize_section(results, data):
+    cases = data['cases']
+    rows = [(c['path'], c['base_gib'], c['overlay_mib'],
+             f'{c["seconds_min"]:.2f}', f'{c["seconds_median"]:.2f}',
+             f'{c["bytes_sent"] / MiB:.1f}',
+             f'{c["bytes_sent"] / c["overlay_allocated_bytes"]:.2f}')
+            for c in cases]
+    paths = sorted({c['path'] for c in cases})
+
+    def series(fixed_key, fixed, x_key, y):
+        return {p: [(c[x_key], y(c)) for c in cases
+                    if c['path'] == p and c[fixed_key] == fixed]
+                for p in paths}
+
+    seconds = _plot(results, 'resize-overlay.png',
+                    'Resize disk move, 2 GiB base', 'overlay MiB written',
+                    'seconds (median)',
+                    series('base_gib', 2, 'overlay_mib',
+                           lambda c: c['seconds_median']))
+    by_base = _plot(results, 'resize-base.png',
+                    'Resize disk move, 200 MiB overlay', 'base GiB',
+                    'seconds (median)',
+                    series('overlay_mib', 200, 'base_gib',
+                           lambda c: c['seconds_median']))
+    sent = _plot(results, 'resize-bytes.png', 'Bytes sent, 2 GiB base',
+                 'overlay MiB written', 'MiB sent',
+                 series('base_gib', 2, 'overlay_mib',
+                        lambda c: c['bytes_sent'] / MiB))
+    return '\n\n'.join([
+        '## Resize / cold migration disk move',
+        _table(['path', 'base GiB', 'overlay MiB', 'min s', 'median s',
+                'sent MiB', 'sent / overlay allocation'], rows),
+        f'![seconds by overlay]({seconds}) ![seconds by base]({by_base}) '
+        f'![bytes]({sent})'])
+
+
+def snapshot_section(results, data):
+    cases = data['cases']
+    rows = [(c['path'], c['base_gib'], c['overlay_mib'],
+             f'{c["seconds"]:.2f}', f'{c["bytes_uploaded"] / MiB:.1f}',
+             f'{c["bytes_uploaded"] / c["overlay_allocated_bytes"]:.2f}')
+            for c in cases]
+    paths = sorted({c['path'] for c in cases})
+    overlay = max(c['overlay_mib'] for c in cases)
+    uploaded = _plot(results, 'snapshot-bytes.png',
+                     f'Snapshot upload, {overlay} MiB overlay', 'base GiB',
+                     'MiB uploaded',
+                     {p: [(c['base_gib'], c['bytes_uploaded'] / MiB)
+                          for c in cases if c['path'] == p and
+                          c['overlay_mib'] == overlay] for p in paths})
+    seconds = _plot(results, 'snapshot-seconds.png',
+                    f'Snapshot time, {overlay} MiB overlay', 'base GiB',
+                    'seconds',
+                    {p: [(c['base_gib'], c['seconds'])
+                         for c in cases if c['path'] == p and
+                         c['overlay_mib'] == overlay] for p in paths})
+    return '\n\n'.join([
+        '## Snapshots',
+        _table(['path', 'base GiB', 'overlay MiB', 'seconds',
+                'uploaded MiB', 'uploaded / overlay allocation'], rows),
+        f'![bytes]({uploaded}) ![seconds]({seconds})'])
+
+
+def extend_section(results, data):
+    return '\n\n'.join([
+        '## Cloud disk attach / online extend / detach',
+        _table(['attach s', 'extend s', 'detach s', 'size before',
+                'size after'],
+               [(f'{data["attach_s"]:.2f}', f'{data["extend_s"]:.2f}',
+                 f'{data["detach_s"]:.2f}', data['size_before'],
+                 data['size_after'])])])
+
+
+SECTIONS = [('spawn', spawn_section), ('resize', resize_section),
+            ('snapshot', snapshot_section), ('extend', extend_section)]
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f
+                       if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    with open('/proc/meminfo') as f:
+        mem_gib = int(f.readline().split()[1]) / 1024 ** 2
+    qemu = subprocess.run(['qemu-img', '--version'], capture_output=True,
+                          text=True).stdout.splitlines()[0]
+    return (f'{os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB RAM, '
+            f'{platform.platform()}, {qemu}; guests under QEMU TCG '
+            f'(software emulation); "hosts" are directories on one '
+            f'machine and transfers go over loopback.')
+
+
+def main(results):
+    parts = ['# novaext benchmark report', f'Machine: {machine()}']
+    for name, render in SECTIONS:
+        data = _load(results, name)
+        if data is None:
+            parts.append(f'## {name}\n\nnot run ({name}.json missing)')
+        else:
+            parts.append(render(results, data))
+    with open(os.path.join(results, 'REPORT.md'), 'w') as f:
+        f.write('\n\n'.join(parts) + '\n')
+    print(f'wrote {os.path.join(results, "REPORT.md")}')
+    return 0
+
+
+if __name__ == '__main__':
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))
