@@ -45,8 +45,12 @@ def _refuse_resize_down(instance, flavor, block_device_info,
 
 
 def _copy_local(src, dst, sparse):
+    """Same host or shared instances_path: ``<dir>_resize`` must stay
+    intact for a revert, so the disk is copied, as Nova does; on a
+    copy-on-write file system (XFS, btrfs) the copy shares the blocks."""
     processutils.execute(
-        'cp', '--sparse=always' if sparse else '--sparse=auto', src, dst)
+        'cp', '--reflink=auto',
+        '--sparse=always' if sparse else '--sparse=auto', src, dst)
 
 
 def migrate_disk_and_power_off(drv, context, instance, dest, flavor,
