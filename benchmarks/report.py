@@ -55,23 +55,26 @@ def _table(header, rows):
 
 def spawn_section(results, data):
     floor = {f['base_mib']: f['seconds'] for f in data['copy_floor']}
-    by_size = {}
-    for case in data['cases']:
-        by_size.setdefault(case['base_mib'], {})[case['cached']] = \
-            case['seconds']
-    rows = [(size, f'{v[False]:.2f}', f'{v[True]:.2f}', f'{floor[size]:.2f}')
-            for size, v in sorted(by_size.items())]
-    png = _plot(results, 'spawn.png', 'Spawn through novaext', 'base MiB',
-                'seconds (median)', {
-                    'not cached': [(s, v[False]) for s, v in by_size.items()],
-                    'cached': [(s, v[True]) for s, v in by_size.items()],
-                    'copy floor (cp)': list(floor.items())})
+    seconds = {(c.get('path', 'novaext'), c['base_mib'], c['cached']):
+               c['seconds'] for c in data['cases']}
+    paths = sorted({key[0] for key in seconds}, reverse=True)
+    sizes = sorted(floor)
+    rows = [(path, size, f'{seconds[(path, size, False)]:.2f}',
+             f'{seconds[(path, size, True)]:.2f}', f'{floor[size]:.2f}')
+            for path in paths for size in sizes]
+    series = {'copy floor (cp)': list(floor.items())}
+    for path in paths:
+        for cached, label in ((False, 'not cached'), (True, 'cached')):
+            series[f'{path} {label}'] = [(size, seconds[(path, size, cached)])
+                                         for size in sizes]
+    png = _plot(results, 'spawn.png', 'Spawn', 'base MiB',
+                'seconds (median)', series)
     return '\n\n'.join([
         '## Spawn (image cache)',
-        _table(['base MiB', 'not cached s', 'cached s', 'copy floor s'],
-               rows),
+        _table(['path', 'base MiB', 'not cached s', 'cached s',
+                'copy floor s'], rows),
         f'{data["concurrent_spawns"]} concurrent spawns of one uncached '
-        f'image: {data["downloads"]} download(s).',
+        f'image through novaext: {data["downloads"]} download(s).',
         f'![spawn]({png})'])
 
 

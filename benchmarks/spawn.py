@@ -5,10 +5,12 @@ Run from the repo root in the project's environment:
     python benchmarks/spawn.py [--sizes 256,1024,4096] [--repeat 3]
                                [--json FILE]
 
-Each case spawns a guest through novaext's driver on the real libvirtd
-(QEMU, software emulation) from a raw image of the given size, full of
-data, served by the in-process image service. "not cached" starts with an
-empty _base (the image is downloaded); "cached" finds the base in _base,
+Each case spawns a guest on the real libvirtd (QEMU, software emulation)
+through novaext's driver, and then through Nova 34's own
+libvirt.LibvirtDriver on an instances_path of its own, from a raw image
+of the given size, full of data, served by the in-process image service.
+"not cached" starts with an empty _base (the image is downloaded);
+"cached" finds the base in _base,
 so the time is the overlay and the domain start, and must not grow with
 the base. Beside them, the copy floor: cp of the same image file, what
 any download costs at least. Last, 8 concurrent spawns of one uncached
@@ -37,6 +39,9 @@ from tests.real import harness  # noqa: E402
 
 MiB = 1024 ** 2
 CONCURRENT = 8
+# (path label, compute_driver): this project, then Nova 34's own driver.
+DRIVERS = [('novaext', 'novaext.ExtLibvirtDriver'),
+           ('nova34', 'libvirt.LibvirtDriver')]
 
 
 def make_image(path, size_mib):
@@ -109,45 +114,52 @@ def main():
     cases, floors = [], []
     with tempfile.TemporaryDirectory(prefix='novaext-bench-',
                                      dir='/var/tmp') as work:
-        host = harness.RealComputeHost(
-            'bench-host', instances_path=os.path.join(work, 'instances'))
-        host.setUp()
-        try:
-            for size in sizes:
-                image = os.path.join(work, f'base-{size}.raw')
-                make_image(image, size)
-                image_id = host.upload_image(image, 'raw',
-                                             by_reference=True)
-                floors.append({'base_mib': size, 'seconds': statistics.median(
-                    copy_floor(image, work) for _ in range(args.repeat))})
-                for cached in (False, True):
-                    if cached:
-                        spawn_case(host, image_id, size, cached=False)
-                    runs = [spawn_case(host, image_id, size, cached)
-                            for _ in range(args.repeat)]
-                    cases.append({'base_mib': size, 'cached': cached,
-                                  'seconds': statistics.median(runs)})
-                os.unlink(image)
-            image = os.path.join(work, 'concurrent.raw')
-            make_image(image, sizes[0])
-            downloads = concurrent_downloads(
-                host, host.upload_image(image, 'raw', by_reference=True))
-        finally:
-            host.cleanUp()
+        for size in sizes:
+            image = os.path.join(work, f'base-{size}.raw')
+            make_image(image, size)
+            floors.append({'base_mib': size, 'seconds': statistics.median(
+                copy_floor(image, work) for _ in range(args.repeat))})
+        for path, driver in DRIVERS:
+            host = harness.RealComputeHost(
+                'bench-host', instances_path=os.path.join(work, path),
+                compute_driver=driver)
+            host.setUp()
+            try:
+                for size in sizes:
+                    image_id = host.upload_image(
+                        os.path.join(work, f'base-{size}.raw'), 'raw',
+                        by_reference=True)
+                    for cached in (False, True):
+                        if cached:
+                            spawn_case(host, image_id, size, cached=False)
+                        runs = [spawn_case(host, image_id, size, cached)
+                                for _ in range(args.repeat)]
+                        cases.append({'path': path, 'base_mib': size,
+                                      'cached': cached,
+                                      'seconds': statistics.median(runs)})
+                if path == 'novaext':
+                    image = os.path.join(work, 'concurrent.raw')
+                    make_image(image, sizes[0])
+                    downloads = concurrent_downloads(
+                        host, host.upload_image(image, 'raw',
+                                                by_reference=True))
+            finally:
+                host.cleanUp()
 
     floor_by_size = {f['base_mib']: f['seconds'] for f in floors}
-    print(f'\nspawn through novaext.ExtLibvirtDriver, median of '
-          f'{args.repeat} (QEMU TCG, {os.cpu_count()} cores)')
-    print(f'{"base MiB":>9} {"not cached s":>13} {"cached s":>9} '
-          f'{"copy floor s":>13} {"uncached/floor":>15}')
-    for size in sizes:
-        uncached = next(c['seconds'] for c in cases
-                        if c['base_mib'] == size and not c['cached'])
-        cached = next(c['seconds'] for c in cases
-                      if c['base_mib'] == size and c['cached'])
-        floor = floor_by_size[size]
-        print(f'{size:>9} {uncached:>13.2f} {cached:>9.2f} {floor:>13.2f} '
-              f'{uncached / floor if floor else float("nan"):>15.1f}')
+    print(f'\nspawn, median of {args.repeat} (QEMU TCG, '
+          f'{os.cpu_count()} cores): novaext.ExtLibvirtDriver beside '
+          f"Nova 34's libvirt.LibvirtDriver")
+    print(f'{"path":>8} {"base MiB":>9} {"not cached s":>13} '
+          f'{"cached s":>9} {"copy floor s":>13} {"uncached/floor":>15}')
+    for path, _driver in DRIVERS:
+        for size in sizes:
+            seconds = {c['cached']: c['seconds'] for c in cases
+                       if c['path'] == path and c['base_mib'] == size}
+            floor = floor_by_size[size]
+            ratio = seconds[False] / floor if floor else float('nan')
+            print(f'{path:>8} {size:>9} {seconds[False]:>13.2f} '
+                  f'{seconds[True]:>9.2f} {floor:>13.2f} {ratio:>15.1f}')
     print(f'\n{CONCURRENT} concurrent spawns of one uncached image: '
           f'{downloads} download(s)')
     if args.json:

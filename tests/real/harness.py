@@ -58,10 +58,14 @@ def _dispatch_conn_events_until_stopped(host):
 class RealComputeHost(fixtures.Fixture):
     """One "compute host": an instances_path and novaext's driver on it."""
 
-    def __init__(self, hostname='real-host', instances_path=None):
+    def __init__(self, hostname='real-host', instances_path=None,
+                 compute_driver='novaext.ExtLibvirtDriver'):
+        """``compute_driver`` as in nova.conf; benchmarks also run
+        Nova's own ``libvirt.LibvirtDriver`` for comparison."""
         super().__init__()
         self.hostname = hostname
         self._instances_path = instances_path
+        self._compute_driver = compute_driver
 
     # GlanceFixture expects the test case API.
     def stub_out(self, old, new):
@@ -76,7 +80,7 @@ class RealComputeHost(fixtures.Fixture):
         CONF.set_override('host', self.hostname)
         CONF.set_override('instances_path', self.instances_path)
         CONF.set_override('lock_path', lock_path, group='oslo_concurrency')
-        CONF.set_override('compute_driver', 'novaext.ExtLibvirtDriver')
+        CONF.set_override('compute_driver', self._compute_driver)
         for name, value in {
                 'virt_type': 'qemu', 'connection_uri': LIBVIRT_URI,
                 'cpu_mode': 'none', 'sysinfo_serial': 'none',
@@ -99,7 +103,7 @@ class RealComputeHost(fixtures.Fixture):
             _dispatch_conn_events_until_stopped))
         self.context = nova_context.get_admin_context()
         self.driver = virt_driver.load_compute_driver(
-            fake_virt.FakeVirtAPI(), 'novaext.ExtLibvirtDriver')
+            fake_virt.FakeVirtAPI(), self._compute_driver)
         self.driver.init_host(self.hostname)
         self.addCleanup(self._stop_nova_threads)
         self.addCleanup(self._destroy_leftover_domains)
