@@ -1,8 +1,20 @@
 """The demo's steps, run by scripts/demo in the project's virtualenv.
 
-Boots a guest through ExtLibvirtDriver.spawn on the real libvirtd (QEMU,
-software emulation) from an image served by an in-process image service,
-shows what it built, and destroys it. Exits non-zero if any step fails.
+The whole cycle through novaext.ExtLibvirtDriver on the real libvirtd
+(QEMU, software emulation), with two "compute hosts" on this machine
+(two instances_paths, each with its own rsync daemon started by
+novaext-rsyncd) and one image service shared by them (Nova's in-process
+GlanceFixture, its images kept as files):
+
+ 1. boot a guest on host A from an image;
+ 2. write data into its disk through the running QEMU;
+ 3. resize it to a bigger flavor across to host B (only the overlay
+    crosses; progress bar from the push's progress reports);
+ 4. confirm the resize on host A;
+ 5. tear everything down.
+
+Each step prints its time and the bytes it moved; any failure ends the
+demo with a non-zero exit status.
 """
 
 import logging
@@ -11,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -19,26 +32,34 @@ from tests.real import runtime  # noqa: E402
 PROBLEM = runtime.prepare()
 
 import libvirt  # noqa: E402
+import libvirt_qemu  # noqa: E402
+from nova import objects  # noqa: E402
 
 from tests.real import harness  # noqa: E402
 
+MiB = 1024 ** 2
+progress_log = logging.getLogger('novaext.virt.transfer_progress')
 STATES = {libvirt.VIR_DOMAIN_RUNNING: 'running',
           libvirt.VIR_DOMAIN_PAUSED: 'paused',
           libvirt.VIR_DOMAIN_SHUTOFF: 'shut off'}
 
 
 class Steps:
+    """Numbered steps that print their title, outcome and duration."""
+
     def __init__(self):
         self.number = 0
+        self.timings = []
 
     def __call__(self, title):
         self.number += 1
-        return _Step(self.number, title)
+        return _Step(self, self.number, title)
 
 
 class _Step:
-    def __init__(self, number, title):
-        self.number, self.title = number, title
+    def __init__(self, steps, number, title):
+        self.steps, self.number, self.title = steps, number, title
+        self.moved = None
 
     def __enter__(self):
         print(f'[{self.number}] {self.title} ...', flush=True)
@@ -47,57 +68,220 @@ class _Step:
 
     def __exit__(self, exc_type, exc, tb):
         took = time.monotonic() - self.start
+        moved = '' if self.moved is None else \
+            f', {self.moved / MiB:.1f} MiB moved'
         status = 'ok' if exc is None else f'FAILED: {exc}'
-        print(f'    {status} ({took:.2f} s)', flush=True)
+        print(f'    {status} ({took:.2f} s{moved})', flush=True)
+        self.steps.timings.append((self.title, took, self.moved))
         return False
 
 
+class ProgressBar(logging.Handler):
+    """Draws a bar from novaext's transfer progress reports and adds up
+    the bytes each finished transfer sent."""
+
+    WIDTH = 30
+
+    def __init__(self):
+        super().__init__()
+        self.bytes_sent = 0
+
+    def emit(self, record):
+        payload = record.args if isinstance(record.args, dict) else {}
+        if 'percent' not in payload:
+            return
+        self.bytes_sent += payload.get('bytes_sent', 0)
+        filled = self.WIDTH * payload['percent'] // 100
+        bar = '#' * filled + '.' * (self.WIDTH - filled)
+        end = '\n' if payload.get('phase') == 'end' else ''
+        print(f'\r    {payload["file"]:<10} [{bar}] {payload["percent"]:3d}% '
+              f'{payload["bytes_done"] / MiB:8.1f} MiB', end=end, flush=True)
+
+
+class Hosts:
+    """Two compute hosts on this machine sharing one image service."""
+
+    def __init__(self, work):
+        from tests.real.virt import test_rsync_daemon
+        self.work = work
+        self.images = {}  # image id -> (file, disk_format, properties)
+        self.daemons = {}
+        # Like real compute hosts: every daemon on the same port, each on
+        # its host's own address.
+        self.port = test_rsync_daemon._free_port()
+        self.password = os.path.join(work, 'rsync.password')
+        with open(os.open(self.password, os.O_WRONLY | os.O_CREAT, 0o600),
+                  'w') as f:
+            f.write('demo-secret')
+
+    def path(self, name):
+        return os.path.join(self.work, f'host-{name}')
+
+    def start_daemon(self, name, address):
+        """An rsync daemon rooted at host ``name``'s instances_path."""
+        import pathlib
+
+        from tests.real.virt import test_rsync_daemon
+        workdir = pathlib.Path(self.work, f'rsyncd-{name}')
+        workdir.mkdir()
+        os.makedirs(self.path(name), exist_ok=True)
+        _cmd, pid = test_rsync_daemon.start_daemon(
+            workdir, self.path(name), self.port, address=address,
+            secret='demo-secret')
+        self.daemons[name] = pid
+
+    def stop_daemons(self):
+        for pid in self.daemons.values():
+            try:
+                os.kill(pid, 15)
+            except ProcessLookupError:
+                pass
+
+    def open(self, name):
+        """Set up host ``name`` (its driver, its view of the images)."""
+        host = harness.RealComputeHost(f'host-{name}',
+                                       instances_path=self.path(name))
+        host.setUp()
+        host.conf_group('novaext', rsync_port=self.port,
+                        rsync_password_file=self.password,
+                        transfer_progress_interval=1)
+        for image_id, (path, disk_format, props) in self.images.items():
+            host.upload_image(path, disk_format, image_id=image_id,
+                              properties=props, by_reference=True)
+        return host
+
+
+def write_in_running_guest(host, instance, mib):
+    """Write ``mib`` MiB through the running QEMU (HMP qemu-io)."""
+    dom = host.domain(instance)
+    for i in range(0, mib, 64):
+        length = min(64, mib - i)
+        out = libvirt_qemu.qemuMonitorCommand(
+            dom, 'qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend'
+                 f' "write -P 0x{0x10 + i // 64:02x} {64 + 2 * i}M {length}M"',
+            libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
+        if 'rror' in out:
+            raise RuntimeError(f'qemu-io in the guest: {out.strip()}')
+    libvirt_qemu.qemuMonitorCommand(
+        dom, 'qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend '
+             '"flush"', libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
+
+
+def describe(host, instance):
+    dom = host.domain(instance)
+    disk = os.path.join(host.instance_dir(instance), 'disk')
+    info = harness.qemu_img_info(disk)
+    print(f'    {host.hostname}: domain {dom.name()} '
+          f'{STATES.get(dom.state()[0], dom.state()[0])}; disk '
+          f'{info["virtual-size"] // MiB} MiB virtual, '
+          f'{os.stat(disk).st_blocks * 512 / MiB:.1f} MiB allocated, '
+          f'backing {info.get("full-backing-filename")}')
+
+
+def run(step, work):
+    hosts = Hosts(work)
+    image = os.path.join(work, 'image.raw')
+    with step('make a 512 MiB raw image full of data'):
+        subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', image,
+                        '512M'], check=True)
+        subprocess.run(['qemu-io', '-f', 'raw', '-c', 'write -P 0x5a 0 512M',
+                        image], check=True, capture_output=True)
+    with step('start an rsync daemon for host A (127.0.0.2) and host B '
+              '(127.0.0.1), configured by novaext-rsyncd'):
+        hosts.start_daemon('a', '127.0.0.2')
+        hosts.start_daemon('b', '127.0.0.1')
+    try:
+        image_id = str(uuid.uuid4())
+        hosts.images[image_id] = (image, 'raw', {})
+
+        a = hosts.open('a')
+        try:
+            instance = a.new_instance(image_id, memory_mb=128, root_gb=1)
+            with step(f'boot guest {instance.uuid} on host A') as s:
+                a.spawn(instance)
+                s.moved = sum(a.downloads.values()) and os.path.getsize(
+                    image)
+            describe(a, instance)
+            with step('write 128 MiB into its disk while it runs'):
+                write_in_running_guest(a, instance, 128)
+            describe(a, instance)
+            new_flavor = instance.flavor.obj_clone()
+            new_flavor.root_gb = 2
+            with step('resize to a 2 GiB root: power off, push the overlay '
+                      'to host B\'s rsync daemon') as s:
+                bar = ProgressBar()
+                progress_log.addHandler(bar)
+                try:
+                    disk_info = a.driver.migrate_disk_and_power_off(
+                        a.context, instance, '127.0.0.1', new_flavor, [])
+                finally:
+                    progress_log.removeHandler(bar)
+                s.moved = bar.bytes_sent
+            instance_uuid = instance.uuid
+        finally:
+            a.cleanUp()
+
+        b = hosts.open('b')
+        try:
+            moved = b.new_instance(image_id, root_gb=2,
+                                   instance_uuid=instance_uuid)
+            moved.new_flavor = moved.flavor
+            moved.old_flavor = moved.flavor.obj_clone()
+            moved.old_flavor.root_gb = 1
+            migration = objects.Migration(source_compute='127.0.0.2',
+                                          dest_compute='host-b')
+            with step('finish the resize on host B: base from the image '
+                      'service, rebase -u, grow, start') as s:
+                b.driver.finish_migration(
+                    b.context, migration, moved, disk_info, [],
+                    b.image_meta(image_id), True, {}, None, True)
+                s.moved = b.downloads.get(image_id, 0) * os.path.getsize(
+                    image)
+            describe(b, moved)
+            with step('tear down on host B'):
+                b.destroy(moved)
+        finally:
+            b.cleanUp()
+
+        a = hosts.open('a')
+        try:
+            with step('confirm the resize on host A (removes the '
+                      '_resize directory)'):
+                instance = a.new_instance(image_id,
+                                          instance_uuid=instance_uuid)
+                instance.old_flavor = instance.flavor
+                instance.new_flavor = new_flavor
+                a.driver.confirm_migration(a.context, migration, instance,
+                                           [])
+                left = os.path.exists(a.instance_dir(instance) + '_resize')
+                if left:
+                    raise RuntimeError('the _resize directory is still '
+                                       'there')
+        finally:
+            a.cleanUp()
+    finally:
+        hosts.stop_daemons()
+
+
 def main():
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.ERROR)
+    # An optional cache backend Nova's import probes; not used here.
+    logging.getLogger('stevedore.extension').setLevel(logging.CRITICAL)
+    progress_log.setLevel(logging.INFO)
+    progress_log.propagate = False
     if PROBLEM:
         print(f'cannot run the demo here: {PROBLEM}', file=sys.stderr)
         return 2
     step = Steps()
-    with tempfile.TemporaryDirectory(prefix='novaext-demo-') as work:
-        image = os.path.join(work, 'demo.qcow2')
-        with step('make a 64 MiB qcow2 image with 1 MiB written'):
-            subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', image,
-                            '64M'], check=True)
-            subprocess.run(['qemu-io', '-f', 'qcow2', '-c',
-                            'write -P 0x5a 0 1M', image], check=True,
-                           capture_output=True)
-        host = harness.RealComputeHost(
-            'demo-host', instances_path=os.path.join(work, 'instances'))
-        with step('load novaext.ExtLibvirtDriver through Nova and '
-                  'init_host on the real libvirtd'):
-            host.setUp()
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix='novaext-demo-',
+                                     dir='/var/tmp') as work:
         try:
-            with step('upload the image to the in-process image service'):
-                image_id = host.upload_image(image, 'qcow2')
-                print(f'    image {image_id}, '
-                      f'{os.path.getsize(image)} bytes')
-            instance = host.new_instance(image_id)
-            with step(f'spawn instance {instance.uuid}'):
-                host.spawn(instance)
-            dom = host.domain(instance)
-            disk = os.path.join(host.instance_dir(instance), 'disk')
-            info = harness.qemu_img_info(disk)
-            print(f'    domain {dom.name()}: '
-                  f'{STATES.get(dom.state()[0], dom.state()[0])}')
-            print(f'    root disk {disk}: {info["format"]}, '
-                  f'{info["virtual-size"] // 2**20} MiB virtual, '
-                  f'{info["actual-size"] // 2**10} KiB allocated')
-            print(f'    backing file {info.get("full-backing-filename")}')
-            with step('destroy the instance'):
-                host.destroy(instance)
-            gone = (host.domain(instance) is None
-                    and not os.path.exists(host.instance_dir(instance)))
-            print(f'    domain and instance directory gone: {gone}')
-            if not gone:
-                return 1
-        finally:
-            host.cleanUp()
-    print('demo finished')
+            run(step, work)
+        except Exception as e:
+            print(f'demo FAILED: {type(e).__name__}: {e}', file=sys.stderr)
+            return 1
+    print(f'demo finished in {time.monotonic() - start:.1f} s')
     return 0
 
 

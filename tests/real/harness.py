@@ -81,6 +81,9 @@ class RealComputeHost(fixtures.Fixture):
         CONF.set_override('instances_path', self.instances_path)
         CONF.set_override('lock_path', lock_path, group='oslo_concurrency')
         CONF.set_override('compute_driver', self._compute_driver)
+        # Domain names by uuid: processes sharing this libvirtd (parallel
+        # test runs, the demo) would otherwise all define instance-00000001.
+        CONF.set_override('instance_name_template', 'instance-%(uuid)s')
         for name, value in {
                 'virt_type': 'qemu', 'connection_uri': LIBVIRT_URI,
                 'cpu_mode': 'none', 'sysinfo_serial': 'none',
@@ -209,11 +212,25 @@ class RealComputeHost(fixtures.Fixture):
         harness runs Nova's own dispatch step in a loop that ends when
         asked (see _dispatch_conn_events_until_stopped); with it ended the
         executors can be reset without joining a thread blocked forever.
+        The libvirt connection is closed too, so its lifecycle callbacks
+        do not fire for the next host's domains in this process.
         """
         self.driver.cleanup_host(self.hostname)
         host = self.driver._host
         host.novaext_stop_events = True
         host._conn_event_handler_queue.put(lambda: None)
+        conn, host._wrapped_conn = host._wrapped_conn, None
+        if conn is not None:
+            try:
+                # close() alone keeps callbacks while objects of the
+                # connection are still referenced.
+                for callback_id in list(getattr(
+                        conn, 'domainEventCallbackID', {})):
+                    conn.domainEventDeregisterAny(callback_id)
+                conn.unregisterCloseCallback()
+                conn.close()
+            except libvirt.libvirtError:
+                pass  # already gone: nothing to stop
         thread_pool_factory.reset_all_executors()
 
     def _destroy_leftover_domains(self):

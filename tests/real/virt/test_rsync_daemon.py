@@ -15,10 +15,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def start_daemon(workdir, instances, port, address='127.0.0.1'):
+def start_daemon(workdir, instances, port, address='127.0.0.1',
+                 secret='right-secret'):
     """Start an rsync daemon with novaext-rsyncd; return (command, pid)."""
     secrets = workdir / 'rsyncd.secrets'
-    secrets.write_text('nova:right-secret\n')
+    secrets.write_text(f'nova:{secret}\n')
     secrets.chmod(0o600)
     conf = workdir / 'nova.conf'
     conf.write_text(f"""[DEFAULT]
