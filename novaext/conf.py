@@ -68,7 +68,20 @@ RSYNC_OPTS = [
         help='PID file of the rsync daemon started by novaext-rsyncd.'),
 ]
 
-ALL_OPTS = RSYNC_OPTS
+CLOUDDISK_OPTS = [
+    cfg.StrOpt(
+        'clouddisk_attach_mode', default='host',
+        choices=[('host', 'the host\'s iSCSI initiator logs in through '
+                          'os-brick (CHAP, multipath) and the guest gets '
+                          'the block device'),
+                 ('qemu', 'QEMU\'s own iSCSI initiator opens the LUN as a '
+                          'network disk; CHAP through a libvirt secret; no '
+                          'host kernel session')],
+        help='How cloud disks (driver_volume_type clouddisk) are '
+             'attached.'),
+]
+
+ALL_OPTS = RSYNC_OPTS + CLOUDDISK_OPTS
 
 
 def register_opts(conf):

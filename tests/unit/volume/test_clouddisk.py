@@ -1,0 +1,133 @@
+"""CloudDiskVolumeDriver in host-initiator mode, os-brick's connector
+replaced by a recorder (this machine has no kernel iSCSI), and its XML in
+QEMU mode."""
+
+import copy
+
+import pytest
+from nova import exception
+from oslo_config import cfg
+
+from novaext import conf as novaext_conf
+from novaext.volume import clouddisk
+from novaext.volume import connection_data
+from tests.unit.volume.test_connection_data import GOOD
+
+CONF = cfg.CONF
+novaext_conf.register_opts(CONF)
+
+
+class RecordingConnector:
+    def __init__(self, new_size=None):
+        self.calls = []
+        self.new_size = new_size
+
+    def connect_volume(self, data):
+        self.calls.append(('connect', dict(data)))
+        return {'path': '/dev/disk/by-path/ip-10.0.0.5:3260-iscsi-x-lun-1'}
+
+    def disconnect_volume(self, data, device_info, force=False):
+        self.calls.append(('disconnect', dict(data)))
+
+    def extend_volume(self, data):
+        self.calls.append(('extend', dict(data)))
+        return self.new_size
+
+
+class FakeSecret:
+    def UUIDString(self):
+        return '5b1f0a7e-1111-4222-8333-944455556666'
+
+
+class FakeHost:
+    def __init__(self):
+        self.secrets = {}
+
+    def get_guest(self, instance):
+        raise exception.InstanceNotFound(instance_id='x')
+
+    def create_secret(self, usage_type, usage_id, password=None, **kw):
+        self.secrets[(usage_type, usage_id)] = password
+
+    def delete_secret(self, usage_type, usage_id):
+        self.secrets.pop((usage_type, usage_id), None)
+
+    def find_secret(self, usage_type, usage_id):
+        return FakeSecret() if (usage_type, usage_id) in self.secrets \
+            else None
+
+
+@pytest.fixture
+def driver(monkeypatch):
+    def make(mode, new_size=None):
+        CONF.set_override('clouddisk_attach_mode', mode, group='novaext')
+        drv = clouddisk.CloudDiskVolumeDriver(FakeHost())
+        drv.connector = RecordingConnector(new_size)
+        return drv
+    yield make
+    CONF.clear_override('clouddisk_attach_mode', group='novaext')
+
+
+DISK_INFO = {'bus': 'virtio', 'dev': 'vdb', 'type': 'disk'}
+
+
+def test_host_mode_logs_in_through_os_brick_and_gives_the_block_device(
+        driver):
+    drv = driver('host')
+    info = copy.deepcopy(GOOD)
+    drv.connect_volume(info, None)
+    conf = drv.get_config(info, DISK_INFO)
+    assert drv.connector.calls[0][0] == 'connect'
+    assert drv.connector.calls[0][1]['auth_password'] == 'S3cret!x'
+    assert conf.source_type == 'block'
+    assert conf.source_path.startswith('/dev/disk/by-path/')
+    assert info['data']['guest_device'] == \
+        '/dev/disk/by-id/virtio-0c6b7b2e-6a8e-4c1e-9'
+    drv.disconnect_volume(info, None)
+    assert drv.connector.calls[-1][0] == 'disconnect'
+
+
+def test_bad_connection_info_touches_nothing(driver):
+    drv = driver('host')
+    info = copy.deepcopy(GOOD)
+    info['data']['target_iqn'] = 'iqn.2010-10.org.x:a;reboot'
+    for call in (drv.connect_volume, drv.disconnect_volume):
+        with pytest.raises(connection_data.InvalidConnectionInfo):
+            call(info, None)
+    assert drv.connector.calls == []
+
+
+@pytest.mark.parametrize('new_size, message', [
+    (None, 'reported no size'),
+    (1024 ** 3, 'less than the 2147483648 requested'),
+])
+def test_host_mode_extend_refuses_a_size_that_did_not_grow(
+        driver, new_size, message):
+    drv = driver('host', new_size=new_size)
+    with pytest.raises(exception.VolumeExtendFailed, match=message):
+        drv.extend_volume(copy.deepcopy(GOOD), None, 2 * 1024 ** 3)
+
+
+def test_host_mode_extend_returns_the_rescanned_size(driver):
+    drv = driver('host', new_size=2 * 1024 ** 3)
+    assert drv.extend_volume(copy.deepcopy(GOOD), None, 2 * 1024 ** 3) == \
+        2 * 1024 ** 3
+    assert drv.connector.calls[0][0] == 'extend'
+
+
+def test_qemu_mode_network_disk_with_chap_secret_and_no_session(driver):
+    drv = driver('qemu')
+    info = copy.deepcopy(GOOD)
+    drv.connect_volume(info, None)
+    conf = drv.get_config(info, dict(DISK_INFO, bus='scsi'))
+    xml = conf.to_xml()
+    assert drv.connector.calls == []
+    assert conf.source_type == 'network' and conf.source_protocol == 'iscsi'
+    assert conf.source_name == 'iqn.2010-10.org.openstack:volume-0c6b/1'
+    assert "<secret type=\"iscsi\" uuid=\"5b1f0a7e" in xml
+    assert 'S3cret' not in xml
+    assert info['data']['guest_device'] == (
+        '/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_'
+        '0c6b7b2e-6a8e-4c1e-9d9a-7f1d2c3b4a5e')
+    drv.disconnect_volume(info, None)
+    assert drv.host.secrets == {}
