@@ -36,6 +36,7 @@ then ``--op new``), which open sessions survive.
 import json
 import os
 import tempfile
+import uuid
 
 from nova import exception
 from nova.virt.libvirt.volume import iscsi
@@ -51,6 +52,7 @@ LOG = logging.getLogger(__name__)
 
 GUEST_DEVICE_KEY = 'guest_device'
 SECRET_USAGE_PREFIX = 'novaext-clouddisk-'
+_SECRET_NAMESPACE = uuid.UUID('5e0c1d2a-7b3f-4c8e-9a61-2f4d8b7c6e50')
 # How udev in the guest names a disk with a given serial, by disk bus
 # (virtio-blk keeps 20 characters of the serial).
 _BY_ID = {
@@ -79,7 +81,8 @@ class CloudDiskVolumeDriver(iscsi.LibvirtISCSIVolumeDriver):
             if target.chap is not None:
                 self.host.create_secret(
                     'iscsi', self._secret_usage(target),
-                    password=target.chap.secret, private=True)
+                    password=target.chap.secret,
+                    uuid=self._secret_uuid(target), private=True)
         else:
             super().connect_volume(connection_info, instance)
         LOG.info('Cloud disk %(serial)s (%(iqn)s lun %(lun)d at %(portal)s) '
@@ -103,6 +106,13 @@ class CloudDiskVolumeDriver(iscsi.LibvirtISCSIVolumeDriver):
     def _secret_usage(target):
         return f'{SECRET_USAGE_PREFIX}{target.serial}'
 
+    @staticmethod
+    def _secret_uuid(target):
+        """The CHAP secret's UUID, derived from the volume: the domain XML
+        can name it without a lookup, and a reconnect redefines the same
+        secret instead of adding one."""
+        return str(uuid.uuid5(_SECRET_NAMESPACE, target.serial))
+
     # -- domain XML -------------------------------------------------------
     def get_config(self, connection_info, disk_info):
         """The disk's libvirt config; also records in connection_info the
@@ -121,15 +131,9 @@ class CloudDiskVolumeDriver(iscsi.LibvirtISCSIVolumeDriver):
         conf.source_hosts = [target.host]
         conf.source_ports = [str(target.port)]
         if target.chap is not None:
-            secret = self.host.find_secret('iscsi',
-                                            self._secret_usage(target))
-            if secret is None:
-                raise exception.VolumeDriverNotFound(
-                    driver_type='clouddisk (CHAP secret missing: connect '
-                                'the volume first)')
             conf.auth_username = target.chap.username
             conf.auth_secret_type = 'iscsi'
-            conf.auth_secret_uuid = secret.UUIDString()
+            conf.auth_secret_uuid = self._secret_uuid(target)
         return conf
 
     # -- online extend ------------------------------------------------------

@@ -124,7 +124,8 @@ def test_qemu_mode_network_disk_with_chap_secret_and_no_session(driver):
     assert drv.connector.calls == []
     assert conf.source_type == 'network' and conf.source_protocol == 'iscsi'
     assert conf.source_name == 'iqn.2010-10.org.openstack:volume-0c6b/1'
-    assert "<secret type=\"iscsi\" uuid=\"5b1f0a7e" in xml
+    secret_uuid = drv._secret_uuid(connection_data.parse(info))
+    assert f'<secret type="iscsi" uuid="{secret_uuid}"/>' in xml
     assert 'S3cret' not in xml
     assert info['data']['guest_device'] == (
         '/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_'
