@@ -10,8 +10,10 @@ GlanceFixture, its images kept as files):
  2. write data into its disk through the running QEMU;
  3. resize it to a bigger flavor across to host B (only the overlay
     crosses; progress bar from the push's progress reports);
- 4. confirm the resize on host A;
- 5. tear everything down.
+ 4. attach a cloud disk (a tgt LUN with CHAP, QEMU's initiator) to it,
+    grow the LUN and extend the disk online, detach it;
+ 5. confirm the resize on host A;
+ 6. tear everything down.
 
 Each step prints its time and the bytes it moved; any failure ends the
 demo with a non-zero exit status.
@@ -192,7 +194,10 @@ def run(step, work):
         hosts.start_daemon('b', '127.0.0.1')
     try:
         image_id = str(uuid.uuid4())
-        hosts.images[image_id] = (image, 'raw', {})
+        # virtio-scsi: this guest has no OS to consent to a PCI unplug,
+        # and a SCSI disk's detach needs none.
+        hosts.images[image_id] = (image, 'raw',
+                                  {'hw_scsi_model': 'virtio-scsi'})
 
         a = hosts.open('a')
         try:
@@ -238,6 +243,7 @@ def run(step, work):
                 s.moved = b.downloads.get(image_id, 0) * os.path.getsize(
                     image)
             describe(b, moved)
+            cloud_disk(step, b, moved, work)
             with step('tear down on host B'):
                 b.destroy(moved)
         finally:
@@ -261,6 +267,40 @@ def run(step, work):
             a.cleanUp()
     finally:
         hosts.stop_daemons()
+
+
+def cloud_disk(step, host, instance, work):
+    """Attach a tgt LUN, grow it online, detach it (QEMU's initiator)."""
+    import pathlib
+
+    from tests.real.volume.test_clouddisk import Lun
+    host.conf_group('novaext', clouddisk_attach_mode='qemu')
+    with step('create a 64 MiB iSCSI LUN with CHAP on tgtd (127.0.0.1)'):
+        lun = Lun(pathlib.Path(work), 970,
+                  chap=('demo-user', 'Demo-Chap-Secret1'))
+    try:
+        info = lun.connection_info()
+        dom = host.domain(instance)
+        with step('attach it as a cloud disk (QEMU\'s own initiator, '
+                  'CHAP in a libvirt secret)'):
+            host.driver.attach_volume(host.context, info, instance,
+                                      '/dev/sdb', disk_bus='scsi',
+                                      device_type='disk')
+        print(f'    guest sees {info["data"]["guest_device"]}: '
+              f'{dom.blockInfo("sdb")[0] // MiB} MiB')
+        with step('grow the LUN to 128 MiB and extend the disk online'):
+            lun.grow(128)
+            host.driver.extend_volume(host.context, info, instance,
+                                      128 * MiB)
+        print(f'    guest now has {dom.blockInfo("sdb")[0] // MiB} MiB, '
+              f'domain {STATES.get(dom.state()[0])}, no reboot')
+        with step('detach it (no secret, device or session left)'):
+            host.driver.detach_volume(host.context, info, instance,
+                                      '/dev/sdb')
+            if lun.sessions():
+                raise RuntimeError('tgt still has a session')
+    finally:
+        lun.remove()
 
 
 def main():
