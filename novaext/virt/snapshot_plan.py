@@ -65,9 +65,14 @@ UPLOAD = {
 }
 
 
-def live_possible(disk_format, virt_type, live_disabled, disk_encrypted):
+# Root disks QEMU can mirror into a qcow2 file: local files. Block-device
+# backends (lvm, rbd, ploop) are snapshot cold, as in Nova.
+LIVE_DISK_TYPES = ('qcow2', 'raw')
+
+
+def live_possible(disk_type, virt_type, live_disabled, disk_encrypted):
     """Whether QEMU can mirror the root disk into a qcow2 overlay."""
-    return (disk_format == 'qcow2' and virt_type in ('kvm', 'qemu') and
+    return (disk_type in LIVE_DISK_TYPES and virt_type in ('kvm', 'qemu') and
             not live_disabled and not disk_encrypted)
 
 

@@ -48,10 +48,11 @@ def test_delta_only_when_asked_and_base_known():
     assert plan.upload_for('full', False) is Upload.FULL
 
 
-def test_live_needs_qcow2_on_kvm_or_qemu_not_disabled_not_encrypted():
+def test_live_needs_file_disk_on_kvm_or_qemu_not_disabled_not_encrypted():
     assert plan.live_possible('qcow2', 'qemu', False, False)
     assert plan.live_possible('qcow2', 'kvm', False, False)
-    assert not plan.live_possible('raw', 'qemu', False, False)
+    assert plan.live_possible('raw', 'qemu', False, False)
+    assert not plan.live_possible('rbd', 'qemu', False, False)
     assert not plan.live_possible('lvm', 'kvm', False, False)
     assert not plan.live_possible('qcow2', 'lxc', False, False)
     assert not plan.live_possible('qcow2', 'kvm', True, False)
