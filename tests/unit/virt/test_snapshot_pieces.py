@@ -203,3 +203,26 @@ def test_only_sha1_named_bases_in_base_dir_can_carry_a_delta(tmp_path):
         assert snapshot_base.base_sha1_of(None) is None
     finally:
         fx.cleanUp()
+
+
+def test_progress_is_notified_only_when_notifications_are_enabled(
+        monkeypatch):
+    from nova import rpc
+    from oslo_config import cfg
+    notifier = mock.Mock()
+    prepared = notifier.prepare.return_value
+    monkeypatch.setattr(rpc, 'LEGACY_NOTIFIER', notifier)
+    monkeypatch.setattr(cfg.CONF, 'host', 'h1', raising=False)
+
+    notifier.is_enabled.return_value = False
+    _progress(FakeClock()).update(1, 2, final=True)
+    prepared.info.assert_not_called()
+
+    notifier.is_enabled.return_value = True
+    progress = _progress(FakeClock())
+    progress.update(1, 2, final=True)
+    prepared.info.assert_called_once()
+    _, event, payload = prepared.info.call_args[0]
+    assert event == 'novaext.snapshot.progress'
+    assert payload['phase'] == 'block-copy'
+    assert payload['percent'] == 50.0
