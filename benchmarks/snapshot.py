@@ -72,7 +72,9 @@ def guest_writes(dom, mib):
 
 
 def warm_cache(*paths):
-    """Read files into the page cache, so no path pays for a cold read."""
+    """Flush dirty pages and read files into the page cache, so no path
+    pays for an earlier write-back or a cold read."""
+    os.sync()
     for path in paths:
         with open(path, 'rb') as f:
             while f.read(8 * MiB):

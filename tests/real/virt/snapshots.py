@@ -43,30 +43,37 @@ class StateRecorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self, conn):
+        try:
+            state = conn.lookupByName(self.name).state()[0]
+        except libvirt.libvirtError:
+            state = None
+        now = time.monotonic()
+        if state != libvirt.VIR_DOMAIN_RUNNING and self._last is not None:
+            self.not_running_seconds += now - self._last
+        self._last = now
+        if not self.states or self.states[-1] != state:
+            self.states.append(state)
+
     def _run(self):
         conn = libvirt.open(harness.LIBVIRT_URI)
         try:
-            last = time.monotonic()
-            while not self._stop.is_set():
-                try:
-                    state = conn.lookupByName(self.name).state()[0]
-                except libvirt.libvirtError:
-                    state = None
-                now = time.monotonic()
-                if state != libvirt.VIR_DOMAIN_RUNNING:
-                    self.not_running_seconds += now - last
-                last = now
-                if not self.states or self.states[-1] != state:
-                    self.states.append(state)
-                time.sleep(self.poll)
+            while not self._stop.wait(self.poll):
+                self._sample(conn)
         finally:
             conn.close()
 
     def __enter__(self):
+        # One sample before and one after, however short the block.
+        self._conn = libvirt.open(harness.LIBVIRT_URI)
+        self._last = None
+        self._sample(self._conn)
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        self._sample(self._conn)
+        self._conn.close()
         return False

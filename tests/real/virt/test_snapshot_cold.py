@@ -1,11 +1,15 @@
 """Cold snapshots on the real libvirtd: the guest comes back as it was."""
 
+import json
 import os
+import subprocess
 
 import libvirt
 import pytest
 
+from novaext.imagebackend import image_safety
 from novaext.virt import snapshot_extract
+from tests.real import harness
 from tests.real.imagebackend import images
 from tests.real.virt import snapshots
 
@@ -97,3 +101,32 @@ def test_failed_cold_extraction_still_restarts_the_guest(
     assert dom.state()[0] == RUNNING
     assert not dom.hasManagedSaveImage(0)
     assert real_host.uploads == {}
+
+
+def test_cold_delta_of_stopped_guest_is_compressed_overlay(
+        real_host, guest):
+    instance, dom = guest
+    real_host.conf_group('novaext', snapshot_mode='delta')
+    real_host.conf_group('libvirt', snapshot_compression=True)
+    real_host.driver.power_off(instance)
+    snap_id, recorder = _snapshot(real_host, instance)
+    assert recorder.states == [SHUTOFF]
+    uploaded = real_host.uploaded_file(snap_id)
+    meta = real_host.images.show(real_host.context, snap_id)
+    base_sha1 = meta['properties']['base_image_id_sha1']
+    assert base_sha1 == os.path.basename(
+        harness.qemu_img_info(os.path.join(
+            real_host.instance_dir(instance), 'disk'))['backing-filename'])
+    image_safety.check_delta_snapshot(uploaded, snap_id, 'qcow2', base_sha1)
+    # Pointed at its base, as the image backend does on boot, the delta
+    # reads as the disk.
+    base = os.path.join(real_host.instances_path, '_base', base_sha1)
+    subprocess.run(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', base,
+                    '-F', 'raw', uploaded], check=True)
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    same, out = snapshots.identical(uploaded, disk)
+    assert same, out
+    check = json.loads(subprocess.run(
+        ['qemu-img', 'check', '--output=json', uploaded],
+        capture_output=True, text=True).stdout)
+    assert check['compressed-clusters'] > 0, check

@@ -114,3 +114,72 @@ def test_failure_mid_job_leaves_domain_persistent_and_definition_unchanged(
     snap_dir = os.path.join(real_host.instances_path, 'snapshots')
     assert os.listdir(snap_dir) == []
     real_host.destroy(instance)
+
+
+def test_live_snapshot_of_paused_guest_keeps_it_paused_raw_format(
+        real_host, tiny_image):
+    real_host.conf_group('libvirt', snapshot_image_format='raw')
+    instance, dom = _running_guest(real_host, tiny_image)
+    snapshots.guest_write(dom, '0x77', '2M', '1M')
+    real_host.driver.pause(instance)
+    snap_id = real_host.new_snapshot_image()
+    with snapshots.StateRecorder(instance.name) as recorder:
+        real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                  lambda **kw: None)
+    assert recorder.states == [libvirt.VIR_DOMAIN_PAUSED]
+    assert not dom.hasManagedSaveImage(0)
+    uploaded = real_host.uploaded_file(snap_id)
+    assert harness.qemu_img_info(uploaded)['format'] == 'raw'
+    assert real_host.images.show(
+        real_host.context, snap_id)['disk_format'] == 'raw'
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    same, out = snapshots.identical(uploaded, disk, fmt_a='raw')
+    assert same, out
+    real_host.destroy(instance)
+
+
+def test_upload_failure_leaves_guest_running_and_no_files(
+        real_host, tiny_image, monkeypatch):
+    instance, dom = _running_guest(real_host, tiny_image)
+    definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    snap_id = real_host.new_snapshot_image()
+    update = real_host.images.update
+
+    def failing_update(context, image_id, metadata, data=None, **kw):
+        if data is not None:
+            data.read(1024 * 1024)
+            raise OSError('image service connection reset')
+        return update(context, image_id, metadata, data, **kw)
+
+    monkeypatch.setattr(real_host.images, 'update', failing_update)
+    with snapshots.StateRecorder(instance.name) as recorder:
+        with pytest.raises(OSError, match='connection reset'):
+            real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                      lambda **kw: None)
+    assert recorder.states == [libvirt.VIR_DOMAIN_RUNNING]
+    assert dom.isPersistent()
+    assert dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == definition
+    assert dom.blockJobInfo('vda', 0) == {}
+    snap_dir = os.path.join(real_host.instances_path, 'snapshots')
+    assert os.listdir(snap_dir) == []
+    real_host.destroy(instance)
+
+
+def test_required_quiesce_without_agent_fails_before_touching_guest(
+        real_host, tiny_image):
+    from nova import exception
+    instance, dom = _running_guest(real_host, tiny_image)
+    # What Nova keeps of an image with os_require_quiesce and no agent.
+    instance.system_metadata['image_os_require_quiesce'] = 'yes'
+    instance.save()
+    instance.refresh()
+    snap_id = real_host.new_snapshot_image()
+    task_updates = []
+    with snapshots.StateRecorder(instance.name) as recorder:
+        with pytest.raises(exception.QemuGuestAgentNotEnabled):
+            real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                      lambda **kw: task_updates.append(kw))
+    assert task_updates == []
+    assert recorder.states == [libvirt.VIR_DOMAIN_RUNNING]
+    assert real_host.uploads == {}
+    real_host.destroy(instance)
