@@ -23,6 +23,7 @@ import os
 from nova import exception
 from nova import utils
 from nova.compute import task_states
+from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import utils as libvirt_utils
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -39,11 +40,6 @@ from novaext.virt import snapshot_quiesce
 from novaext.virt import snapshot_upload
 from novaext.virt.snapshot_plan import Method
 from novaext.virt.snapshot_plan import Upload
-
-try:
-    import libvirt
-except ImportError:  # pragma: no cover
-    libvirt = None
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -141,8 +137,10 @@ class SnapshotRun:
                 self._read_disk(guest, disk_path, source_format,
                                 source_type, original_state, tmpdir, out,
                                 image_format, base, quiescer)
-            except libvirt.libvirtError as e:
-                if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            except libvirt_driver.libvirt.libvirtError as e:
+                # (Nova's libvirt module: real, or fake in Nova's fixtures)
+                if e.get_error_code() == \
+                        libvirt_driver.libvirt.VIR_ERR_NO_DOMAIN:
                     raise exception.InstanceNotFound(
                         instance_id=self.instance.uuid) from e
                 raise

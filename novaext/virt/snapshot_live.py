@@ -25,13 +25,9 @@ import time
 from xml.etree import ElementTree
 
 from nova import exception
+from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import utils as libvirt_utils
 from oslo_log import log as logging
-
-try:
-    import libvirt
-except ImportError:  # pragma: no cover - libvirt-python is a dependency
-    libvirt = None
 
 LOG = logging.getLogger(__name__)
 
@@ -173,8 +169,10 @@ class LiveCopy:
                 self.strategy = strategy
                 return
             except Exception as e:
+                # Nova's libvirt module: real, or fake in Nova's fixtures
+                libvirt = libvirt_driver.libvirt
                 code = _libvirt_error_code(e)
-                if libvirt is None or code not in [
+                if code is None or code not in [
                         getattr(libvirt, n, None) for n in _TRY_NEXT]:
                     raise
                 LOG.info('Block copy by %(way)s refused (%(err)s); trying '

@@ -226,3 +226,53 @@ def test_progress_is_notified_only_when_notifications_are_enabled(
     assert event == 'novaext.snapshot.progress'
     assert payload['phase'] == 'block-copy'
     assert payload['percent'] == 50.0
+
+
+class _Refused(Exception):
+    def __init__(self, code):
+        super().__init__(f'libvirt error {code}')
+        self.code = code
+
+    def get_error_code(self):
+        return self.code
+
+
+def _live_copy_with(strategies, monkeypatch):
+    import libvirt
+    from nova.virt.libvirt import driver as libvirt_driver
+    monkeypatch.setattr(libvirt_driver, 'libvirt', libvirt)
+    monkeypatch.setattr(snapshot_live, 'STRATEGIES', strategies)
+    return snapshot_live.LiveCopy(mock.Mock(), None, mock.Mock(), mock.Mock(),
+                                  'vda', 'qcow2', '/d', 0, None)
+
+
+def test_copy_falls_back_only_when_libvirt_refuses_the_way(monkeypatch):
+    import libvirt
+    first, second = mock.Mock(), mock.Mock()
+    first.start.side_effect = _Refused(libvirt.VIR_ERR_OPERATION_INVALID)
+    copy = _live_copy_with((first, second), monkeypatch)
+    copy._start('dev')
+    assert copy.strategy is second
+
+    first.start.side_effect = _Refused(libvirt.VIR_ERR_INTERNAL_ERROR)
+    copy = _live_copy_with((first, second), monkeypatch)
+    with pytest.raises(_Refused):
+        copy._start('dev')
+    assert copy.strategy is None
+
+
+def test_kept_definition_rewrites_a_lost_or_changed_definition():
+    driver, guest = mock.Mock(), mock.Mock()
+    guest.has_persistent_configuration.side_effect = [True, False]
+    guest.get_xml_desc.return_value = '<domain/>'
+    with pytest.raises(RuntimeError):
+        with snapshot_live.KeptDefinition(driver, guest):
+            raise RuntimeError('copy failed')
+    driver._host.write_instance_config.assert_called_once_with('<domain/>')
+
+    driver, guest = mock.Mock(), mock.Mock()
+    guest.has_persistent_configuration.return_value = True
+    guest.get_xml_desc.return_value = '<domain/>'
+    with snapshot_live.KeptDefinition(driver, guest):
+        pass
+    driver._host.write_instance_config.assert_not_called()
