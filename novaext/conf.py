@@ -81,7 +81,34 @@ CLOUDDISK_OPTS = [
              'attached.'),
 ]
 
-ALL_OPTS = RSYNC_OPTS + CLOUDDISK_OPTS
+SNAPSHOT_OPTS = [
+    cfg.StrOpt(
+        'snapshot_mode', default='full', choices=[
+            ('full', 'upload the whole disk (qemu-img convert, Nova\'s '
+                     '[libvirt] snapshot_image_format and '
+                     'snapshot_compression honoured)'),
+            ('delta', 'upload only the qcow2 overlay above the instance\'s '
+                      'base image, with property base_image_id_sha1; the '
+                      'base image gets image_id_sha1')],
+        help='What a snapshot uploads. An image property '
+             'novaext_snapshot_mode (on the snapshot request or on the '
+             'instance\'s image) overrides this per snapshot. A delta '
+             'snapshot falls back to a full one when the disk has no base '
+             'or the base image is no longer in the image service.'),
+    cfg.IntOpt(
+        'snapshot_block_job_timeout', default=1800, min=0,
+        help='Seconds a live snapshot\'s block copy may take before it is '
+             'aborted and the snapshot fails (the guest keeps running on '
+             'its own disk). 0: no limit.'),
+    cfg.FloatOpt(
+        'snapshot_progress_interval', default=5.0, min=0.1,
+        help='Seconds between progress reports (log lines and, when '
+             'notifications are enabled, novaext.snapshot.progress '
+             'notifications) of the block copy, the extraction and the '
+             'upload of a snapshot.'),
+]
+
+ALL_OPTS = RSYNC_OPTS + SNAPSHOT_OPTS + CLOUDDISK_OPTS
 
 
 def register_opts(conf):

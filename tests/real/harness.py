@@ -101,6 +101,11 @@ class RealComputeHost(fixtures.Fixture):
         self._downloads_lock = threading.Lock()
         self._fixture_download = self.images.download
         self.images.download = self._download
+        # image id -> bytes the driver uploaded (snapshots)
+        self.uploads = {}
+        self._fixture_update = self.images.update
+        self.images.update = self._update
+        self._upload_dir = self.useFixture(fixtures.TempDir()).path
         self.useFixture(fixtures.MonkeyPatch(
             'nova.virt.libvirt.host.Host._conn_event_thread',
             _dispatch_conn_events_until_stopped))
@@ -147,6 +152,42 @@ class RealComputeHost(fixtures.Fixture):
                 context, image_id, data=data, dst_path=dst_path,
                 trusted_certs=trusted_certs)
         shutil.copyfile(path, dst_path)
+
+    def _update(self, context, image_id, metadata, data=None,
+                purge_props=False):
+        """Glance v2's update: data kept in a file, properties merged or
+        (purge_props) replaced; other fields are kept either way."""
+        metadata = dict(metadata)
+        if purge_props:
+            current = self.images.show(context, image_id)
+            current['properties'] = metadata.pop('properties', {})
+            current.update(metadata)
+            self.images.images[image_id] = current
+            image = current
+        else:
+            image = self._fixture_update(context, image_id, metadata)
+        if data is not None:
+            path = os.path.join(self._upload_dir, image_id)
+            size = 0
+            with open(path, 'wb') as out:
+                for chunk in iter(lambda: data.read(1024 * 1024), b''):
+                    out.write(chunk)
+                    size += len(chunk)
+            self._image_files[image_id] = path
+            self.uploads[image_id] = size
+            image['size'] = size
+        return image
+
+    def uploaded_file(self, image_id):
+        """Path of the data the driver uploaded for ``image_id``."""
+        return self._image_files[image_id]
+
+    def new_snapshot_image(self, name='snap', properties=None):
+        """The queued image the compute API creates for a snapshot."""
+        meta = {'name': name, 'status': 'queued', 'disk_format': None,
+                'container_format': None, 'visibility': 'private',
+                'properties': dict(properties or {}, image_type='snapshot')}
+        return self.images.create(self.context, meta)['id']
 
     # -- instances ------------------------------------------------------
     def new_instance(self, image_id, memory_mb=128, root_gb=1,

@@ -1,0 +1,99 @@
+"""Delta snapshots on the real libvirtd: only the overlay is uploaded, and
+it boots through novaext's image backend, with or without its base."""
+
+import json
+import os
+import subprocess
+
+from novaext.imagebackend import image_safety
+from tests.real import harness
+from tests.real.imagebackend import images
+from tests.real.virt import snapshots
+
+MiB = 1024 ** 2
+WRITTEN = 32 * MiB
+
+
+def _top_layer_data(disk):
+    """Bytes of data the disk's own (top) layer holds."""
+    out = subprocess.run(['qemu-img', 'map', '-U', '--output=json', disk],
+                         check=True, capture_output=True, text=True).stdout
+    return sum(e['length'] for e in json.loads(out)
+               if e['depth'] == 0 and e['data'])
+
+
+def _read(disk, *commands):
+    images.qemu_io(disk, 'qcow2', *commands, force_share=True)
+
+
+def test_delta_snapshot_uploads_overlay_and_boots_with_and_without_base(
+        real_host, tmp_path):
+    real_host.conf_group('novaext', snapshot_mode='delta')
+    base_file = str(tmp_path / 'base.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', base_file,
+                    '2G'], check=True)
+    images.qemu_io(base_file, 'qcow2', 'write -P 0x5a 0 1M')
+    base_id = real_host.upload_image(base_file, 'qcow2', name='base')
+    base_sha1 = harness.base_name(base_id)
+    instance = real_host.new_instance(base_id, root_gb=2)
+    real_host.spawn(instance)
+    dom = real_host.domain(instance)
+    snapshots.guest_write(dom, '0x77', '100M', f'{WRITTEN}')
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    allocated = _top_layer_data(disk)
+
+    delta_id = real_host.new_snapshot_image('delta')
+    real_host.driver.snapshot(real_host.context, instance, delta_id,
+                              lambda **kw: None)
+
+    uploaded = real_host.uploads[delta_id]
+    assert allocated >= WRITTEN
+    assert uploaded <= 1.1 * allocated, (uploaded, allocated)
+    assert uploaded <= 1.1 * WRITTEN + MiB, (uploaded, WRITTEN)
+    delta_meta = real_host.images.show(real_host.context, delta_id)
+    assert delta_meta['disk_format'] == 'qcow2'
+    assert delta_meta['properties']['base_image_id_sha1'] == base_sha1
+    base_meta = real_host.images.show(real_host.context, base_id)
+    assert base_meta['properties']['image_id_sha1'] == base_sha1
+    delta_file = real_host.uploaded_file(delta_id)
+    info = image_safety.check_delta_snapshot(delta_file, delta_id, 'qcow2',
+                                             base_sha1)
+    assert info.virtual_size == 2 * 1024 ** 3
+
+    # Same host, base cached: the delta boots into the disk as it was.
+    same_host = real_host.new_instance(delta_id, root_gb=2)
+    real_host.spawn(same_host)
+    same_disk = os.path.join(real_host.instance_dir(same_host), 'disk')
+    same, out = snapshots.identical(same_disk, disk)
+    assert same, out
+
+    # A host without the base: it is found by image_id_sha1 and fetched.
+    real_host.destroy(same_host)
+    real_host.destroy(instance)
+    base_path = os.path.join(real_host.instances_path, '_base', base_sha1)
+    os.unlink(base_path)
+    real_host.downloads.clear()
+    elsewhere = real_host.new_instance(delta_id, root_gb=2)
+    real_host.spawn(elsewhere)
+    assert real_host.downloads == {delta_id: 1, base_id: 1}
+    new_disk = os.path.join(real_host.instance_dir(elsewhere), 'disk')
+    assert harness.qemu_img_info(new_disk)['full-backing-filename'] == \
+        base_path
+    _read(new_disk, 'read -P 0x5a 0 1M', 'read -P 0x77 100M 32M',
+          'read -P 0 1M 99M')
+
+    # A full snapshot of the delta-booted guest must not look like a
+    # delta: the inherited base_image_id_sha1 is dropped.
+    full_id = real_host.new_snapshot_image(
+        'full', properties={'base_image_id_sha1': base_sha1,
+                            'novaext_snapshot_mode': 'full'})
+    real_host.driver.snapshot(real_host.context, elsewhere, full_id,
+                              lambda **kw: None)
+    full_meta = real_host.images.show(real_host.context, full_id)
+    assert 'base_image_id_sha1' not in full_meta['properties']
+    full_info = harness.qemu_img_info(real_host.uploaded_file(full_id))
+    assert 'backing-filename' not in full_info
+    same, out = snapshots.identical(real_host.uploaded_file(full_id),
+                                    new_disk)
+    assert same, out
+    real_host.destroy(elsewhere)

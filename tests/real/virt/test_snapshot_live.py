@@ -1,0 +1,185 @@
+"""Live snapshots on the real libvirtd: block copy while the guest runs."""
+
+import os
+
+import libvirt
+import pytest
+from nova.compute import task_states
+
+from novaext.virt import snapshot_live
+from tests.real import harness
+from tests.real.imagebackend import images
+from tests.real.virt import snapshots
+
+
+def _running_guest(real_host, tiny_image):
+    image_id = real_host.upload_image(str(tiny_image), 'qcow2')
+    instance = real_host.new_instance(image_id)
+    real_host.spawn(instance)
+    return instance, real_host.domain(instance)
+
+
+def test_live_snapshot_never_pauses_and_uploads_disk_at_snapshot_point(
+        real_host, tiny_image, monkeypatch):
+    instance, dom = _running_guest(real_host, tiny_image)
+    snapshots.guest_write(dom, '0x77', '2M', '1M')
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    snap_id = real_host.new_snapshot_image()
+    during_job = []
+    wait = snapshot_live.BlockJobWaiter.wait
+
+    def wait_and_look(waiter):
+        # The copy job exists now; the guest must be running through it.
+        during_job.append((dom.blockJobInfo('vda', 0).get('type'),
+                           dom.state()[0]))
+        wait(waiter)
+        during_job.append((dom.blockJobInfo('vda', 0).get('type'),
+                           dom.state()[0]))
+
+    monkeypatch.setattr(snapshot_live.BlockJobWaiter, 'wait', wait_and_look)
+    task_updates = []
+    with snapshots.StateRecorder(instance.name) as recorder:
+        real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                  lambda **kw: task_updates.append(kw))
+
+    copy = libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_COPY
+    running = libvirt.VIR_DOMAIN_RUNNING
+    assert during_job == [(copy, running), (copy, running)]
+    assert recorder.states == [running]
+    assert dom.blockJobInfo('vda', 0) == {}
+    assert task_updates == [
+        {'task_state': task_states.IMAGE_PENDING_UPLOAD},
+        {'task_state': task_states.IMAGE_UPLOADING,
+         'expected_state': task_states.IMAGE_PENDING_UPLOAD}]
+    uploaded = real_host.uploaded_file(snap_id)
+    same, out = snapshots.identical(uploaded, disk)
+    assert same, out
+    info = harness.qemu_img_info(uploaded)
+    assert info['format'] == 'qcow2'
+    assert 'backing-filename' not in info
+    images.qemu_io(uploaded, 'qcow2', 'read -P 0x5a 0 1M',
+                   'read -P 0x77 2M 1M')
+    # What the guest writes afterwards is not in the snapshot.
+    snapshots.guest_write(dom, '0x88', '4M', '1M')
+    images.qemu_io(uploaded, 'qcow2', 'read -P 0 4M 1M')
+    meta = real_host.images.show(real_host.context, snap_id)
+    assert meta['disk_format'] == 'qcow2'
+    assert meta['container_format'] == 'bare'
+    assert meta['status'] == 'active'
+    assert meta['properties']['image_location'] == 'snapshot'
+    assert meta['properties']['owner_id'] == instance.project_id
+    assert 'base_image_id_sha1' not in meta['properties']
+    # The guest still runs on its own disk.
+    assert dom.state()[0] == running
+    assert disk in dom.XMLDesc(0)
+    real_host.destroy(instance)
+
+
+@pytest.mark.parametrize('strategy', snapshot_live.STRATEGIES,
+                         ids=lambda s: s.name)
+def test_failure_mid_job_leaves_domain_persistent_and_definition_unchanged(
+        real_host, tiny_image, monkeypatch, strategy):
+    instance, dom = _running_guest(real_host, tiny_image)
+    definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE |
+                             libvirt.VIR_DOMAIN_XML_SECURE)
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    backing = harness.qemu_img_info(disk)['full-backing-filename']
+    snap_id = real_host.new_snapshot_image()
+    monkeypatch.setattr(snapshot_live, 'STRATEGIES', (strategy,))
+    seen = {}
+
+    def fail_mid_job(waiter):
+        seen['job'] = dom.blockJobInfo('vda', 0).get('type')
+        seen['persistent'] = bool(dom.isPersistent())
+        raise RuntimeError('injected failure during the block copy')
+
+    monkeypatch.setattr(snapshot_live.BlockJobWaiter, 'wait', fail_mid_job)
+
+    with pytest.raises(RuntimeError, match='injected'):
+        real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                  lambda **kw: None)
+
+    assert seen['job'] == libvirt.VIR_DOMAIN_BLOCK_JOB_TYPE_COPY
+    # the fallback really ran the job on an undefined domain
+    assert seen['persistent'] is (strategy.name == 'transient-job')
+    dom = real_host.domain(instance)
+    assert dom.isPersistent()
+    assert dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE |
+                       libvirt.VIR_DOMAIN_XML_SECURE) == definition
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert dom.blockJobInfo('vda', 0) == {}
+    assert disk in dom.XMLDesc(0)
+    assert harness.qemu_img_info(disk)['full-backing-filename'] == backing
+    assert real_host.uploads == {}
+    snap_dir = os.path.join(real_host.instances_path, 'snapshots')
+    assert os.listdir(snap_dir) == []
+    real_host.destroy(instance)
+
+
+def test_live_snapshot_of_paused_guest_keeps_it_paused_raw_format(
+        real_host, tiny_image):
+    real_host.conf_group('libvirt', snapshot_image_format='raw')
+    instance, dom = _running_guest(real_host, tiny_image)
+    snapshots.guest_write(dom, '0x77', '2M', '1M')
+    real_host.driver.pause(instance)
+    snap_id = real_host.new_snapshot_image()
+    with snapshots.StateRecorder(instance.name) as recorder:
+        real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                  lambda **kw: None)
+    assert recorder.states == [libvirt.VIR_DOMAIN_PAUSED]
+    assert not dom.hasManagedSaveImage(0)
+    uploaded = real_host.uploaded_file(snap_id)
+    assert harness.qemu_img_info(uploaded)['format'] == 'raw'
+    assert real_host.images.show(
+        real_host.context, snap_id)['disk_format'] == 'raw'
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    same, out = snapshots.identical(uploaded, disk, fmt_a='raw')
+    assert same, out
+    real_host.destroy(instance)
+
+
+def test_upload_failure_leaves_guest_running_and_no_files(
+        real_host, tiny_image, monkeypatch):
+    instance, dom = _running_guest(real_host, tiny_image)
+    definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    snap_id = real_host.new_snapshot_image()
+    update = real_host.images.update
+
+    def failing_update(context, image_id, metadata, data=None, **kw):
+        if data is not None:
+            data.read(1024 * 1024)
+            raise OSError('image service connection reset')
+        return update(context, image_id, metadata, data, **kw)
+
+    monkeypatch.setattr(real_host.images, 'update', failing_update)
+    with snapshots.StateRecorder(instance.name) as recorder:
+        with pytest.raises(OSError, match='connection reset'):
+            real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                      lambda **kw: None)
+    assert recorder.states == [libvirt.VIR_DOMAIN_RUNNING]
+    assert dom.isPersistent()
+    assert dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == definition
+    assert dom.blockJobInfo('vda', 0) == {}
+    snap_dir = os.path.join(real_host.instances_path, 'snapshots')
+    assert os.listdir(snap_dir) == []
+    real_host.destroy(instance)
+
+
+def test_required_quiesce_without_agent_fails_before_touching_guest(
+        real_host, tiny_image):
+    from nova import exception
+    instance, dom = _running_guest(real_host, tiny_image)
+    # What Nova keeps of an image with os_require_quiesce and no agent.
+    instance.system_metadata['image_os_require_quiesce'] = 'yes'
+    instance.save()
+    instance.refresh()
+    snap_id = real_host.new_snapshot_image()
+    task_updates = []
+    with snapshots.StateRecorder(instance.name) as recorder:
+        with pytest.raises(exception.QemuGuestAgentNotEnabled):
+            real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                      lambda **kw: task_updates.append(kw))
+    assert task_updates == []
+    assert recorder.states == [libvirt.VIR_DOMAIN_RUNNING]
+    assert real_host.uploads == {}
+    real_host.destroy(instance)
