@@ -8,12 +8,16 @@ GlanceFixture, its images kept as files):
 
  1. boot a guest on host A from an image;
  2. write data into its disk through the running QEMU;
- 3. resize it to a bigger flavor across to host B (only the overlay
+ 3. take a live delta snapshot of it (only the overlay is uploaded);
+ 4. resize it to a bigger flavor across to host B (only the overlay
     crosses; progress bar from the push's progress reports);
- 4. attach a cloud disk (a tgt LUN with CHAP, QEMU's initiator) to it,
-    grow the LUN and extend the disk online, detach it;
- 5. confirm the resize on host A;
- 6. tear everything down.
+ 5. boot a second guest from the delta snapshot on host B, which has no
+    copy of the base yet;
+ 6. finish the resize on host B (the base is there now: nothing fetched);
+ 7. attach a cloud disk (a tgt LUN with CHAP, QEMU's initiator) to the
+    resized guest, grow the LUN and extend the disk online, detach it;
+ 8. confirm the resize on host A;
+ 9. tear everything down.
 
 Each step prints its time and the bytes it moved; any failure ends the
 demo with a non-zero exit status.
@@ -41,6 +45,7 @@ from tests.real import harness  # noqa: E402
 
 MiB = 1024 ** 2
 progress_log = logging.getLogger('novaext.virt.transfer_progress')
+snapshot_log = logging.getLogger('novaext.virt.snapshot_progress')
 STATES = {libvirt.VIR_DOMAIN_RUNNING: 'running',
           libvirt.VIR_DOMAIN_PAUSED: 'paused',
           libvirt.VIR_DOMAIN_SHUTOFF: 'shut off'}
@@ -87,17 +92,24 @@ class ProgressBar(logging.Handler):
     def __init__(self):
         super().__init__()
         self.bytes_sent = 0
+        self._open_line = None  # label of an unfinished bar
 
     def emit(self, record):
         payload = record.args if isinstance(record.args, dict) else {}
         if 'percent' not in payload:
             return
         self.bytes_sent += payload.get('bytes_sent', 0)
-        filled = self.WIDTH * payload['percent'] // 100
+        percent = min(100, int(float(payload['percent'] or 0)))
+        filled = self.WIDTH * percent // 100
         bar = '#' * filled + '.' * (self.WIDTH - filled)
-        end = '\n' if payload.get('phase') == 'end' else ''
-        print(f'\r    {payload["file"]:<10} [{bar}] {payload["percent"]:3d}% '
-              f'{payload["bytes_done"] / MiB:8.1f} MiB', end=end, flush=True)
+        label = payload.get('file') or payload.get('phase') or ''
+        if self._open_line not in (None, label):
+            print()
+        end = '\n' if percent == 100 else ''
+        self._open_line = None if end else label
+        print(f'\r    {label:<10} [{bar}] {percent:3d}% '
+              f'{payload.get("bytes_done", 0) / MiB:8.1f} MiB', end=end,
+              flush=True)
 
 
 class Hosts:
@@ -210,6 +222,8 @@ def run(step, work):
             with step('write 128 MiB into its disk while it runs'):
                 write_in_running_guest(a, instance, 128)
             describe(a, instance)
+            snapshot_id = live_delta_snapshot(step, a, instance, hosts,
+                                              image_id, work)
             new_flavor = instance.flavor.obj_clone()
             new_flavor.root_gb = 2
             with step('resize to a 2 GiB root: power off, push the overlay '
@@ -228,6 +242,18 @@ def run(step, work):
 
         b = hosts.open('b')
         try:
+            second = b.new_instance(snapshot_id, root_gb=1)
+            with step('boot a second guest from the delta snapshot on host '
+                      'B (no base there yet)') as s:
+                b.spawn(second)
+                s.moved = sum(os.path.getsize(hosts.images[i][0]) * n
+                              for i, n in b.downloads.items())
+            print('    fetched: ' + ', '.join(
+                f'{"snapshot" if i == snapshot_id else "base"} '
+                f'{os.path.getsize(hosts.images[i][0]) / MiB:.1f} MiB'
+                for i in b.downloads))
+            describe(b, second)
+            b.downloads.clear()
             moved = b.new_instance(image_id, root_gb=2,
                                    instance_uuid=instance_uuid)
             moved.new_flavor = moved.flavor
@@ -235,8 +261,8 @@ def run(step, work):
             moved.old_flavor.root_gb = 1
             migration = objects.Migration(source_compute='127.0.0.2',
                                           dest_compute='host-b')
-            with step('finish the resize on host B: base from the image '
-                      'service, rebase -u, grow, start') as s:
+            with step('finish the resize on host B: base already there, '
+                      'rebase -u, grow, start') as s:
                 b.driver.finish_migration(
                     b.context, migration, moved, disk_info, [],
                     b.image_meta(image_id), True, {}, None, True)
@@ -246,6 +272,7 @@ def run(step, work):
             cloud_disk(step, b, moved, work)
             with step('tear down on host B'):
                 b.destroy(moved)
+                b.destroy(second)
         finally:
             b.cleanUp()
 
@@ -267,6 +294,42 @@ def run(step, work):
             a.cleanUp()
     finally:
         hosts.stop_daemons()
+
+
+def live_delta_snapshot(step, host, instance, hosts, image_id, work):
+    """Snapshot the running guest as a delta; share it with host B.
+
+    Returns the snapshot's image id.
+    """
+    import shutil
+    host.conf_group('novaext', snapshot_mode='delta')
+    snapshot_id = host.new_snapshot_image('demo-delta')
+    states = []
+    with step('take a live delta snapshot (block copy of the overlay, '
+              'upload only the overlay)') as s:
+        bar = ProgressBar()
+        snapshot_log.addHandler(bar)
+        try:
+            host.driver.snapshot(
+                host.context, instance, snapshot_id,
+                lambda task_state, **kw: states.append(
+                    (task_state, host.domain(instance).state()[0])))
+        finally:
+            snapshot_log.removeHandler(bar)
+        s.moved = host.uploads[snapshot_id]
+    meta = host.images.show(host.context, snapshot_id)
+    print(f'    task states {[t for t, _ in states]}, guest '
+          f'{", ".join(sorted({STATES.get(d, str(d)) for _, d in states}))}'
+          f' throughout; image {snapshot_id}: {meta["disk_format"]}, '
+          f'base_image_id_sha1={meta["properties"]["base_image_id_sha1"]}')
+    # The shared image service: the snapshot, and the base image's new
+    # image_id_sha1 property, as host B will see them.
+    path = os.path.join(work, 'snapshot.qcow2')
+    shutil.copyfile(host.uploaded_file(snapshot_id), path)
+    hosts.images[snapshot_id] = (path, 'qcow2', meta['properties'])
+    base_props = host.images.show(host.context, image_id)['properties']
+    hosts.images[image_id] = hosts.images[image_id][:2] + (base_props,)
+    return snapshot_id
 
 
 def cloud_disk(step, host, instance, work):
@@ -307,8 +370,9 @@ def main():
     logging.basicConfig(level=logging.ERROR)
     # An optional cache backend Nova's import probes; not used here.
     logging.getLogger('stevedore.extension').setLevel(logging.CRITICAL)
-    progress_log.setLevel(logging.INFO)
-    progress_log.propagate = False
+    for log in (progress_log, snapshot_log):
+        log.setLevel(logging.INFO)
+        log.propagate = False
     if PROBLEM:
         print(f'cannot run the demo here: {PROBLEM}', file=sys.stderr)
         return 2

@@ -23,3 +23,8 @@ def test_demo_runs_every_step_and_exits_zero():
     moved = re.search(r'push the overlay.*?ok \([0-9.]+ s, ([0-9.]+) MiB',
                       out.stdout, re.DOTALL)
     assert moved and 100 < float(moved.group(1)) < 200, out.stdout
+    # So did the delta snapshot, and the guest never paused for it.
+    uploaded = re.search(r'live delta snapshot.*?ok \([0-9.]+ s, ([0-9.]+) '
+                         r'MiB', out.stdout, re.DOTALL)
+    assert uploaded and 100 < float(uploaded.group(1)) < 200, out.stdout
+    assert 'guest running throughout' in out.stdout
