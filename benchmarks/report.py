@@ -46,6 +46,10 @@ def _plot(results, filename, title, xlabel, ylabel, series):
     return filename
 
 
+def _ratio(part, whole):
+    return f'{part / whole:.2f}' if whole else 'n/a (not measured)'
+
+
 def _table(header, rows):
     lines = ['| ' + ' | '.join(header) + ' |',
              '|' + '|'.join('---:' for _ in header) + '|']
@@ -83,7 +87,7 @@ def resize_section(results, data):
     rows = [(c['path'], c['base_gib'], c['overlay_mib'],
              f'{c["seconds_min"]:.2f}', f'{c["seconds_median"]:.2f}',
              f'{c["bytes_sent"] / MiB:.1f}',
-             f'{c["bytes_sent"] / c["overlay_allocated_bytes"]:.2f}')
+             _ratio(c['bytes_sent'], c['overlay_allocated_bytes']))
             for c in cases]
     paths = sorted({c['path'] for c in cases})
 
@@ -118,7 +122,8 @@ def snapshot_section(results, data):
     cases = data['cases']
     rows = [(c['path'], c['base_gib'], c['overlay_mib'],
              f'{c["seconds"]:.2f}', f'{c["bytes_uploaded"] / MiB:.1f}',
-             f'{c["bytes_uploaded"] / c["overlay_allocated_bytes"]:.2f}')
+             _ratio(c['bytes_uploaded'], c['overlay_allocated_bytes']),
+             f'{c.get("paused_seconds", 0):.2f}')
             for c in cases]
     paths = sorted({c['path'] for c in cases})
     overlay = max(c['overlay_mib'] for c in cases)
@@ -137,7 +142,8 @@ def snapshot_section(results, data):
     return '\n\n'.join([
         '## Snapshots',
         _table(['path', 'base GiB', 'overlay MiB', 'seconds',
-                'uploaded MiB', 'uploaded / overlay allocation'], rows),
+                'uploaded MiB', 'uploaded / overlay allocation',
+                'guest not running s'], rows),
         f'![bytes]({uploaded}) ![seconds]({seconds})'])
 
 
