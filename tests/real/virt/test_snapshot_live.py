@@ -183,3 +183,44 @@ def test_required_quiesce_without_agent_fails_before_touching_guest(
     assert recorder.states == [libvirt.VIR_DOMAIN_RUNNING]
     assert real_host.uploads == {}
     real_host.destroy(instance)
+
+
+@pytest.mark.parametrize('required', [True, False],
+                         ids=['required', 'optional'])
+def test_quiesce_with_silent_agent_fails_only_when_required(
+        real_host, tiny_image, required):
+    """The image asks for the agent, the guest runs none: the freeze after
+    the copy fails; required -> the snapshot fails, guest untouched;
+    optional -> the snapshot goes on unquiesced (Nova's semantics)."""
+    from nova import exception
+    props = {'hw_qemu_guest_agent': 'yes'}
+    if required:
+        props['os_require_quiesce'] = 'yes'
+    image_id = real_host.upload_image(str(tiny_image), 'qcow2',
+                                      properties=props)
+    instance = real_host.new_instance(image_id)
+    instance.system_metadata.update(
+        {f'image_{k}': v for k, v in props.items()})
+    instance.save()
+    real_host.spawn(instance)
+    dom = real_host.domain(instance)
+    assert 'org.qemu.guest_agent.0' in dom.XMLDesc(0)
+    definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    snap_id = real_host.new_snapshot_image()
+
+    def snapshot():
+        real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                  lambda **kw: None)
+
+    if required:
+        with pytest.raises(exception.InstanceQuiesceFailed):
+            snapshot()
+        assert real_host.uploads == {}
+    else:
+        snapshot()
+        assert snap_id in real_host.uploads
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert dom.isPersistent()
+    assert dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == definition
+    assert dom.blockJobInfo('vda', 0) == {}
+    real_host.destroy(instance)
