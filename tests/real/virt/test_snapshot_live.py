@@ -224,3 +224,37 @@ def test_quiesce_with_silent_agent_fails_only_when_required(
     assert dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == definition
     assert dom.blockJobInfo('vda', 0) == {}
     real_host.destroy(instance)
+
+
+def test_block_copy_timeout_aborts_job_and_guest_runs_on(
+        real_host, tiny_image, monkeypatch):
+    import time
+    real_host.conf_group('novaext', snapshot_block_job_timeout=2)
+    instance, dom = _running_guest(real_host, tiny_image)
+    snapshots.guest_write(dom, '0x77', '0', '48M')
+    definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    start_copy = snapshot_live.TransientJobCopy.start
+    speeds = []
+
+    def slow_start(strategy, driver, guest, dev, delta):
+        start_copy(strategy, driver, guest, dev, delta)
+        dom.blockJobSetSpeed('vda', 1, 0)  # 1 MiB/s: 48 s for the copy
+        speeds.append(dom.blockJobInfo('vda', 0)['bandwidth'])
+
+    monkeypatch.setattr(snapshot_live.TransientJobCopy, 'start', slow_start)
+    snap_id = real_host.new_snapshot_image()
+    began = time.monotonic()
+    with snapshots.StateRecorder(instance.name) as recorder:
+        with pytest.raises(snapshot_live.BlockJobTimeout):
+            real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                      lambda **kw: None)
+    assert time.monotonic() - began < 20
+    assert speeds and speeds[0] > 0
+    assert recorder.states == [libvirt.VIR_DOMAIN_RUNNING]
+    assert dom.blockJobInfo('vda', 0) == {}
+    assert dom.isPersistent()
+    assert dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == definition
+    assert real_host.uploads == {}
+    assert os.listdir(os.path.join(real_host.instances_path,
+                                   'snapshots')) == []
+    real_host.destroy(instance)
