@@ -101,6 +101,11 @@ class SnapshotRun:
                 disk_path, basename=False, format='qcow2')
             base = snapshot_base.find(self.context, self.image_api,
                                       self.instance, backing)
+            # Labelled first, so that no delta is ever uploaded whose base
+            # cannot be found by others; refused -> full snapshot.
+            if base is not None and not snapshot_upload.try_label_base(
+                    self.image_api, self.context, base, self.instance):
+                base = None
         self.upload_kind = snapshot_plan.upload_for(mode, base is not None)
         if self.upload_kind is Upload.DELTA:
             image_format = 'qcow2'
@@ -149,9 +154,6 @@ class SnapshotRun:
             self.update_task_state(
                 task_state=task_states.IMAGE_UPLOADING,
                 expected_state=task_states.IMAGE_PENDING_UPLOAD)
-            if base is not None:
-                snapshot_upload.label_base(self.image_api, self.context,
-                                           base, self.instance)
             self.bytes_uploaded = snapshot_upload.upload(
                 self.image_api, self.context, self.image_id, metadata, out,
                 self.progress.child('upload'), purge=purge)

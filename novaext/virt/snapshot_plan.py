@@ -12,7 +12,8 @@ UPLOAD: (requested mode, base image known) -> what is uploaded.
 - DELTA: only the qcow2 overlay above the base, named by the sha1 of the
   base image's id (snapshot_upload).
 A delta is possible only when the root disk is an overlay on a base in
-``_base`` whose image is still in the image service (snapshot_base).
+``_base`` whose image is still in the image service (snapshot_base) and
+carries, or accepts, the ``image_id_sha1`` label (snapshot_upload).
 """
 
 import enum

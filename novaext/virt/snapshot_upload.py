@@ -14,12 +14,16 @@ format) plus what novaext's image backend reads:
   delta, an inherited ``image_id_sha1`` would label it as a base it is
   not. Those two are removed from the image.
 
+The base is labelled before the disk is read; when the image service
+refuses (another project's image), the snapshot is uploaded whole.
+
 The file is streamed through ``ProgressReader`` for progress reports.
 """
 
 import io
 import os
 
+from nova import exception
 from nova.compute import utils as compute_utils
 from nova.virt.libvirt import utils as libvirt_utils
 from oslo_log import log as logging
@@ -80,6 +84,21 @@ def snapshot_metadata(driver, instance, snapshot_image, disk_format,
         metadata['properties'][image_kind.BASE_SHA1_PROPERTY] = \
             delta_base.sha1
     return metadata, purge
+
+
+def try_label_base(image_api, context, delta_base, instance):
+    """``label_base``; False when the image service refuses it (the base
+    image belongs to someone else and this user may not change it)."""
+    try:
+        label_base(image_api, context, delta_base, instance)
+    except (exception.Forbidden, exception.ImageNotAuthorized) as e:
+        LOG.warning('Cannot set %(prop)s on base image %(id)s (%(err)s): '
+                    'the snapshot will be full',
+                    {'prop': image_kind.IMAGE_SHA1_PROPERTY,
+                     'id': delta_base.image_id, 'err': e},
+                    instance=instance)
+        return False
+    return True
 
 
 def label_base(image_api, context, delta_base, instance):

@@ -62,9 +62,21 @@ class SnapshotThroughApiTestCase(base.ExtServersTestBase):
                                            body)['image_id']
 
     def test_create_image_runs_novaext_snapshot_with_nova_metadata(self):
+        class MockedBackendDisk:
+            """Nova's mocked image backend extracts nothing; this writes."""
+
+            def __init__(self, root_disk):
+                self.root_disk = root_disk
+
+            def snapshot_extract(self, out, fmt):
+                self.root_disk.snapshot_extract(out, fmt)
+                with open(out, 'wb') as f:
+                    f.write(b'disk bytes')
+
+        real_extract = snapshot_extract.extract_backend_disk
+
         def extract(root_disk, out, fmt, progress):
-            with open(out, 'wb') as f:
-                f.write(b'disk bytes')
+            real_extract(MockedBackendDisk(root_disk), out, fmt, progress)
 
         with mock.patch.object(snapshot_extract, 'extract_backend_disk',
                                side_effect=extract) as fake_extract:
@@ -91,6 +103,15 @@ class SnapshotThroughApiTestCase(base.ExtServersTestBase):
         self.assertIn(image['disk_format'], ('raw', 'qcow2'))
         server = self._wait_for_state_change(self.server, 'ACTIVE')
         self.assertIsNone(server['OS-EXT-STS:task_state'])
+        # Progress went out as oslo.messaging notifications too.
+        progress = [n.payload for n in self.notifier.notifications
+                    if n.event_type == 'novaext.snapshot.progress']
+        self.assertEqual({'extract', 'upload'},
+                         {p['phase'] for p in progress})
+        self.assertTrue(all(p['image_id'] == image_id for p in progress))
+        last_upload = [p for p in progress if p['phase'] == 'upload'][-1]
+        self.assertEqual(len(b'disk bytes'), last_upload['bytes_done'])
+        self.assertEqual(100.0, last_upload['percent'])
 
     def test_failed_extraction_deletes_image_and_server_stays_active(self):
         with mock.patch.object(snapshot_extract, 'extract_backend_disk',

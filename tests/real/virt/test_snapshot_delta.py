@@ -97,3 +97,33 @@ def test_delta_snapshot_uploads_overlay_and_boots_with_and_without_base(
                                     new_disk)
     assert same, out
     real_host.destroy(elsewhere)
+
+
+def test_delta_falls_back_to_full_when_base_may_not_be_labelled(
+        real_host, tiny_image, monkeypatch):
+    from nova import exception
+    real_host.conf_group('novaext', snapshot_mode='delta')
+    base_id = real_host.upload_image(str(tiny_image), 'qcow2')
+    instance = real_host.new_instance(base_id)
+    real_host.spawn(instance)
+    update = real_host.images.update
+
+    def owner_only(context, image_id, metadata, data=None, **kwargs):
+        if image_id == base_id:
+            raise exception.ImageNotAuthorized(image_id=image_id)
+        return update(context, image_id, metadata, data, **kwargs)
+
+    monkeypatch.setattr(real_host.images, 'update', owner_only)
+    snap_id = real_host.new_snapshot_image()
+    real_host.driver.snapshot(real_host.context, instance, snap_id,
+                              lambda **kw: None)
+    meta = real_host.images.show(real_host.context, snap_id)
+    assert 'base_image_id_sha1' not in meta['properties']
+    assert 'image_id_sha1' not in real_host.images.show(
+        real_host.context, base_id)['properties']
+    uploaded = real_host.uploaded_file(snap_id)
+    assert 'backing-filename' not in harness.qemu_img_info(uploaded)
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    same, out = snapshots.identical(uploaded, disk)
+    assert same, out
+    real_host.destroy(instance)

@@ -183,3 +183,78 @@ def test_required_quiesce_without_agent_fails_before_touching_guest(
     assert recorder.states == [libvirt.VIR_DOMAIN_RUNNING]
     assert real_host.uploads == {}
     real_host.destroy(instance)
+
+
+@pytest.mark.parametrize('required', [True, False],
+                         ids=['required', 'optional'])
+def test_quiesce_with_silent_agent_fails_only_when_required(
+        real_host, tiny_image, required):
+    """The image asks for the agent, the guest runs none: the freeze after
+    the copy fails; required -> the snapshot fails, guest untouched;
+    optional -> the snapshot goes on unquiesced (Nova's semantics)."""
+    from nova import exception
+    props = {'hw_qemu_guest_agent': 'yes'}
+    if required:
+        props['os_require_quiesce'] = 'yes'
+    image_id = real_host.upload_image(str(tiny_image), 'qcow2',
+                                      properties=props)
+    instance = real_host.new_instance(image_id)
+    instance.system_metadata.update(
+        {f'image_{k}': v for k, v in props.items()})
+    instance.save()
+    real_host.spawn(instance)
+    dom = real_host.domain(instance)
+    assert 'org.qemu.guest_agent.0' in dom.XMLDesc(0)
+    definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    snap_id = real_host.new_snapshot_image()
+
+    def snapshot():
+        real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                  lambda **kw: None)
+
+    if required:
+        with pytest.raises(exception.InstanceQuiesceFailed):
+            snapshot()
+        assert real_host.uploads == {}
+    else:
+        snapshot()
+        assert snap_id in real_host.uploads
+    assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert dom.isPersistent()
+    assert dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == definition
+    assert dom.blockJobInfo('vda', 0) == {}
+    real_host.destroy(instance)
+
+
+def test_block_copy_timeout_aborts_job_and_guest_runs_on(
+        real_host, tiny_image, monkeypatch):
+    import time
+    real_host.conf_group('novaext', snapshot_block_job_timeout=2)
+    instance, dom = _running_guest(real_host, tiny_image)
+    snapshots.guest_write(dom, '0x77', '0', '48M')
+    definition = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    start_copy = snapshot_live.TransientJobCopy.start
+    speeds = []
+
+    def slow_start(strategy, driver, guest, dev, delta):
+        start_copy(strategy, driver, guest, dev, delta)
+        dom.blockJobSetSpeed('vda', 1, 0)  # 1 MiB/s: 48 s for the copy
+        speeds.append(dom.blockJobInfo('vda', 0)['bandwidth'])
+
+    monkeypatch.setattr(snapshot_live.TransientJobCopy, 'start', slow_start)
+    snap_id = real_host.new_snapshot_image()
+    began = time.monotonic()
+    with snapshots.StateRecorder(instance.name) as recorder:
+        with pytest.raises(snapshot_live.BlockJobTimeout):
+            real_host.driver.snapshot(real_host.context, instance, snap_id,
+                                      lambda **kw: None)
+    assert time.monotonic() - began < 20
+    assert speeds and speeds[0] > 0
+    assert recorder.states == [libvirt.VIR_DOMAIN_RUNNING]
+    assert dom.blockJobInfo('vda', 0) == {}
+    assert dom.isPersistent()
+    assert dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) == definition
+    assert real_host.uploads == {}
+    assert os.listdir(os.path.join(real_host.instances_path,
+                                   'snapshots')) == []
+    real_host.destroy(instance)

@@ -276,3 +276,16 @@ def test_kept_definition_rewrites_a_lost_or_changed_definition():
     with snapshot_live.KeptDefinition(driver, guest):
         pass
     driver._host.write_instance_config.assert_not_called()
+
+
+def test_base_that_may_not_be_labelled_turns_the_snapshot_full():
+    api = mock.Mock()
+    api.update.side_effect = exception.ImageNotAuthorized(image_id='b')
+    base = snapshot_base.DeltaBase(path='p', sha1=SHA1, image_id='b',
+                                   image={'properties': {}})
+    assert not snapshot_upload.try_label_base(api, 'ctx', base, mock.Mock())
+    api.update.side_effect = None
+    assert snapshot_upload.try_label_base(api, 'ctx', base, mock.Mock())
+    api.update.side_effect = exception.ImageNotFound(image_id='b')
+    with pytest.raises(exception.ImageNotFound):
+        snapshot_upload.try_label_base(api, 'ctx', base, mock.Mock())
