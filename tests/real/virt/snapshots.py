@@ -21,6 +21,11 @@ def guest_write(dom, pattern, offset, length):
         dom, cmd, libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
     if 'error' in out.lower() or 'failed' in out.lower():
         raise AssertionError(f'{cmd}: {out}')
+    # As a guest's fsync would: without it QEMU may still hold the new
+    # qcow2 metadata, and qemu-img map from outside sees nothing written.
+    libvirt_qemu.qemuMonitorCommand(
+        dom, f'qemu-io -d {device} "flush"',
+        libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
     return out
 
 
