@@ -12,25 +12,15 @@ import os
 import threading
 import time
 
-from nova import rpc
 from oslo_config import cfg
 from oslo_log import log as logging
+
+from novaext.virt import notifications
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
 EVENT_TYPE = 'novaext.snapshot.progress'
-
-
-def _notifier():
-    """oslo.messaging notifier, or None when notifications are off."""
-    notifier = rpc.LEGACY_NOTIFIER
-    if notifier is None or not notifier.is_enabled():
-        return None
-    if CONF.notifications.notification_format not in ('both',
-                                                      'unversioned'):
-        return None
-    return notifier.prepare(publisher_id=f'compute.{CONF.host}')
 
 
 class Progress:
@@ -65,7 +55,7 @@ class Progress:
         LOG.info('Snapshot %(image_id)s %(phase)s: %(bytes_done)d of '
                  '%(bytes_total)s bytes (%(percent)s%%) after %(seconds)ss',
                  payload, instance=self.instance)
-        notifier = _notifier()
+        notifier = notifications.notifier(f'compute.{CONF.host}')
         if notifier is not None:
             notifier.info(self.context, EVENT_TYPE, payload)
 

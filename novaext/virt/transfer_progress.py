@@ -2,10 +2,10 @@
 
 A ``TransferProgress`` is handed to a copy (rsync's progress updates)
 and reports at most every ``[novaext]transfer_progress_interval`` seconds,
-plus once at the end, as a log line and, when Nova's notification
-transport is set up and its driver is not ``noop``, as an unversioned
-notification ``novaext.<operation>.progress`` (then ``.end``) published
-as ``novaext.<host>``, with payload::
+plus once at the end, as a log line and, when Nova's unversioned
+notifications are on (novaext.virt.notifications), as a notification
+``novaext.<operation>.progress`` (then ``.end``) published as
+``novaext.<host>``, with payload::
 
     {"instance_uuid": ..., "operation": "resize.push", "target": ...,
      "file": "disk", "bytes_done": int, "percent": int, "elapsed_s": float}
@@ -13,24 +13,13 @@ as ``novaext.<host>``, with payload::
 
 import time
 
-import oslo_messaging as messaging
-from nova import rpc
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from novaext.virt import notifications
+
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
-
-
-def _notifier():
-    """A notifier on Nova's notification transport, or None if disabled."""
-    transport = rpc.NOTIFICATION_TRANSPORT
-    if transport is None:
-        return None
-    notifier = messaging.Notifier(
-        transport, publisher_id=f'novaext.{CONF.host}',
-        serializer=rpc.RequestContextSerializer(rpc.JsonPayloadSerializer()))
-    return notifier if notifier.is_enabled() else None
 
 
 class TransferProgress:
@@ -51,7 +40,7 @@ class TransferProgress:
                          'operation': operation, 'target': target,
                          'file': filename, 'bytes_done': 0, 'percent': 0,
                          'elapsed_s': 0.0}
-        self._notifier = _notifier()
+        self._notifier = notifications.notifier(f'novaext.{CONF.host}')
         self.reports = 0
 
     def __call__(self, bytes_done, percent):

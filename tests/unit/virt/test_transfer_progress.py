@@ -9,6 +9,7 @@ from oslo_config import cfg
 from oslo_messaging.notify import _impl_test
 
 from novaext import conf as novaext_conf
+from novaext.virt import notifications
 from novaext.virt import transfer_progress
 
 CONF = cfg.CONF
@@ -26,19 +27,24 @@ class _Clock:
         return self.now
 
 
-@pytest.fixture
-def notifications(monkeypatch):
-    """Nova's notification transport on oslo.messaging's test driver."""
+def _nova_legacy_notifier(driver):
+    """Nova's unversioned notifier as rpc.init builds it, on ``driver``."""
     transport = messaging.get_notification_transport(CONF, url='fake:/')
-    CONF.set_override('driver', ['test'],
-                      group='oslo_messaging_notifications')
-    monkeypatch.setattr(rpc, 'NOTIFICATION_TRANSPORT', transport)
+    return messaging.Notifier(
+        transport, driver=driver,
+        serializer=rpc.RequestContextSerializer(rpc.JsonPayloadSerializer()))
+
+
+@pytest.fixture
+def sent_notifications(monkeypatch):
+    """Nova's unversioned notifier on oslo.messaging's test driver."""
+    monkeypatch.setattr(rpc, 'LEGACY_NOTIFIER',
+                        _nova_legacy_notifier('test'))
     _impl_test.reset()
     # reset() rebinds the module's list: read it when asked, not now.
     yield lambda: [message for _ctxt, message, _prio, _retry
                    in _impl_test.NOTIFICATIONS]
     _impl_test.reset()
-    CONF.clear_override('driver', group='oslo_messaging_notifications')
 
 
 def _progress(clock):
@@ -49,7 +55,8 @@ def _progress(clock):
         'disk', clock=clock)
 
 
-def test_reports_at_most_once_per_interval_and_at_the_end(notifications):
+def test_reports_at_most_once_per_interval_and_at_the_end(
+        sent_notifications):
     clock = _Clock()
     progress = _progress(clock)
     for second, done in ((1, 10), (4, 40), (6, 60), (9, 90), (12, 99)):
@@ -57,7 +64,7 @@ def test_reports_at_most_once_per_interval_and_at_the_end(notifications):
         progress(done * 1024, done)
     progress.end(99 * 1024)
 
-    sent = notifications()
+    sent = sent_notifications()
     events = [(n['event_type'], n['payload']['percent'],
                n['payload']['bytes_done']) for n in sent]
     assert events == [('novaext.resize.push.progress', 60, 60 * 1024),
@@ -72,7 +79,7 @@ def test_reports_at_most_once_per_interval_and_at_the_end(notifications):
 
 def test_no_notification_without_a_transport_but_still_logged(
         monkeypatch, caplog):
-    monkeypatch.setattr(rpc, 'NOTIFICATION_TRANSPORT', None)
+    monkeypatch.setattr(rpc, 'LEGACY_NOTIFIER', None)
     clock = _Clock()
     progress = _progress(clock)
     clock.now += 6
@@ -84,11 +91,6 @@ def test_no_notification_without_a_transport_but_still_logged(
 
 
 def test_noop_driver_means_no_notifier(monkeypatch):
-    transport = messaging.get_notification_transport(CONF, url='fake:/')
-    CONF.set_override('driver', ['noop'],
-                      group='oslo_messaging_notifications')
-    try:
-        monkeypatch.setattr(rpc, 'NOTIFICATION_TRANSPORT', transport)
-        assert transfer_progress._notifier() is None
-    finally:
-        CONF.clear_override('driver', group='oslo_messaging_notifications')
+    monkeypatch.setattr(rpc, 'LEGACY_NOTIFIER',
+                        _nova_legacy_notifier('noop'))
+    assert notifications.notifier('novaext.h') is None
