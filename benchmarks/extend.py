@@ -29,7 +29,7 @@ from tests.real import runtime  # noqa: E402
 PROBLEM = runtime.prepare()
 
 from tests.real import harness  # noqa: E402
-from tests.real.volume.test_clouddisk import Lun  # noqa: E402
+from tests.real.tgt import Lun  # noqa: E402
 
 MiB = 1024 ** 2
 TID = 960

@@ -336,7 +336,7 @@ def cloud_disk(step, host, instance, work):
     """Attach a tgt LUN, grow it online, detach it (QEMU's initiator)."""
     import pathlib
 
-    from tests.real.volume.test_clouddisk import Lun
+    from tests.real.tgt import Lun
     host.conf_group('novaext', clouddisk_attach_mode='qemu')
     with step('create a 64 MiB iSCSI LUN with CHAP on tgtd (127.0.0.1)'):
         lun = Lun(pathlib.Path(work), 970,
