@@ -38,10 +38,10 @@ from tests.real import runtime  # noqa: E402
 PROBLEM = runtime.prepare()
 
 import libvirt  # noqa: E402
-import libvirt_qemu  # noqa: E402
 from nova import objects  # noqa: E402
 
 from tests.real import harness  # noqa: E402
+from tests.real.virt import snapshots  # noqa: E402
 
 MiB = 1024 ** 2
 progress_log = logging.getLogger('novaext.virt.transfer_progress')
@@ -169,16 +169,8 @@ def write_in_running_guest(host, instance, mib):
     """Write ``mib`` MiB through the running QEMU (HMP qemu-io)."""
     dom = host.domain(instance)
     for i in range(0, mib, 64):
-        length = min(64, mib - i)
-        out = libvirt_qemu.qemuMonitorCommand(
-            dom, 'qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend'
-                 f' "write -P 0x{0x10 + i // 64:02x} {64 + 2 * i}M {length}M"',
-            libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
-        if 'rror' in out:
-            raise RuntimeError(f'qemu-io in the guest: {out.strip()}')
-    libvirt_qemu.qemuMonitorCommand(
-        dom, 'qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend '
-             '"flush"', libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
+        snapshots.guest_write(dom, f'0x{0x10 + i // 64:02x}',
+                              f'{64 + 2 * i}M', f'{min(64, mib - i)}M')
 
 
 def describe(host, instance):

@@ -1,6 +1,7 @@
 """Real image files for the image-backend tests, made with qemu-img/qemu-io."""
 
 import hashlib
+import json
 import os
 import subprocess
 import uuid
@@ -42,3 +43,23 @@ def make_base_and_delta(workdir, size='64M'):
                     base_sha1, '-F', 'raw', delta_file], check=True)
     qemu_io(delta_file, 'qcow2', 'write -P 0xa5 1M 1M')
     return base_id, base_sha1, base_file, delta_file
+
+
+def make_legacy_backed(disk, root_gb):
+    """Leave ``disk`` as an older Nova did: backed by ``<sha1>_<GB>``, its
+    base copied and grown to ``root_gb``, and the plain base removed.
+
+    :returns: the legacy base's path
+    """
+    info = json.loads(subprocess.run(
+        ['qemu-img', 'info', '-U', '--output=json', str(disk)],
+        check=True, capture_output=True, text=True).stdout)
+    base = info['full-backing-filename']
+    legacy = f'{base}_{root_gb}'
+    subprocess.run(['cp', '--sparse=always', base, legacy], check=True)
+    subprocess.run(['qemu-img', 'resize', '-q', '-f', 'raw', legacy,
+                    f'{root_gb}G'], check=True)
+    subprocess.run(['qemu-img', 'rebase', '-u', '-F', 'raw', '-b', legacy,
+                    str(disk)], check=True)
+    os.unlink(base)
+    return legacy
