@@ -21,6 +21,7 @@ import uuid
 import fixtures
 import libvirt
 from nova import context as nova_context
+from nova import exception
 from nova import objects
 from nova import thread_pool_factory
 from nova.tests import fixtures as nova_fixtures
@@ -96,7 +97,8 @@ class RealComputeHost(fixtures.Fixture):
         self.useFixture(nova_fixtures.PrivsepFixture())
         self.images = self.useFixture(nova_fixtures.GlanceFixture(self))
         self._image_files = {}
-        # image id -> how many times the image service was asked for it
+        # image id -> how many times the image service delivered it (a
+        # failed attempt, e.g. image gone, does not count)
         self.downloads = {}
         self._downloads_lock = threading.Lock()
         self._fixture_download = self.images.download
@@ -142,16 +144,28 @@ class RealComputeHost(fixtures.Fixture):
         with open(path, 'rb') as data:
             return self.images.create(self.context, meta, data=data)['id']
 
+    def image_service_down(self):
+        """From now on the image service does not answer (any call)."""
+        def unreachable(*args, **kwargs):
+            raise exception.GlanceConnectionFailed(
+                server='glance.example:9292', reason='connection refused')
+        for call in ('download', 'show', 'detail', 'create', 'update',
+                     'delete'):
+            setattr(self.images, call, unreachable)
+
     def _download(self, context, image_id, data=None, dst_path=None,
                   trusted_certs=None):
-        with self._downloads_lock:
-            self.downloads[image_id] = self.downloads.get(image_id, 0) + 1
         path = self._image_files.get(image_id)
         if path is None or dst_path is None:
-            return self._fixture_download(
+            result = self._fixture_download(
                 context, image_id, data=data, dst_path=dst_path,
                 trusted_certs=trusted_certs)
-        shutil.copyfile(path, dst_path)
+        else:
+            shutil.copyfile(path, dst_path)
+            result = None
+        with self._downloads_lock:
+            self.downloads[image_id] = self.downloads.get(image_id, 0) + 1
+        return result
 
     def _update(self, context, image_id, metadata, data=None,
                 purge_props=False):

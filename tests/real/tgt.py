@@ -17,7 +17,10 @@ def tgtadm(*args, check=True):
 class Lun:
     """A file-backed LUN 1 of a fresh tgt target on 127.0.0.1."""
 
-    def __init__(self, tmp_path, tid, size_mib=64, chap=None):
+    def __init__(self, tmp_path, tid, size_mib=64, chap=None,
+                 initiator_name=None):
+        """``initiator_name``: accept only that initiator (tgt's ACL by
+        name); default: any initiator from 127.0.0.1."""
         self.tid = tid
         self.iqn = f'iqn.2026-11.org.novaext:clouddisk-{uuid.uuid4().hex[:8]}'
         self.backing = tmp_path / f'lun-{tid}.img'
@@ -27,8 +30,9 @@ class Lun:
         tgtadm('--mode', 'target', '--op', 'new', '--tid', str(tid),
                '--targetname', self.iqn)
         self._new_lu()
-        tgtadm('--mode', 'target', '--op', 'bind', '--tid', str(tid),
-               '--initiator-address', '127.0.0.1')
+        acl = (['--initiator-name', initiator_name] if initiator_name
+               else ['--initiator-address', '127.0.0.1'])
+        tgtadm('--mode', 'target', '--op', 'bind', '--tid', str(tid), *acl)
         if chap:
             tgtadm('--mode', 'account', '--op', 'new', '--user', chap[0],
                    '--password', chap[1])

@@ -1,5 +1,6 @@
 """Helpers for the snapshot tests on the real libvirtd."""
 
+import re
 import subprocess
 import threading
 import time
@@ -10,12 +11,24 @@ import libvirt_qemu
 from tests.real import harness
 
 
-def guest_write(dom, pattern, offset, length):
+def _device_of(info, disk_name):
+    """The qdev path of the drive whose file is named ``disk_name``
+    (default: the first drive) in HMP ``info block`` output."""
+    stanzas = re.split(r'\n(?=\S)', info.strip())
+    for stanza in stanzas:
+        first = stanza.splitlines()[0]
+        if disk_name is None or re.search(
+                rf'/{re.escape(disk_name)} \(', first):
+            return stanza.split('Attached to:', 1)[1].split()[0]
+    raise AssertionError(f'no drive {disk_name!r} in: {info}')
+
+
+def guest_write(dom, pattern, offset, length, disk_name=None):
     """Write through the running QEMU, as the guest would (HMP qemu-io
-    on the root disk's device)."""
+    on the device of ``disk_name``, default the root disk)."""
     info = libvirt_qemu.qemuMonitorCommand(
         dom, 'info block', libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
-    device = info.split('Attached to:', 1)[1].split()[0]
+    device = _device_of(info, disk_name)
     cmd = f'qemu-io -d {device} "write -P {pattern} {offset} {length}"'
     out = libvirt_qemu.qemuMonitorCommand(
         dom, cmd, libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
