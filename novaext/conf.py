@@ -16,7 +16,10 @@ RSYNC_OPTS = [
     cfg.StrOpt(
         'rsync_address', default=None,
         help='Address the rsync daemon listens on. Unset: all addresses '
-             '(restricted by rsync_hosts_allow).'),
+             '(restricted by rsync_hosts_allow). Peers reach this host at '
+             '[DEFAULT]my_ip (the address Nova migrates to, recorded as '
+             'the compute node\'s host_ip), so set it to my_ip or leave it '
+             'unset.'),
     cfg.StrOpt(
         'rsync_module', default='nova_instances',
         regex=r'^[A-Za-z0-9_.-]+$',
@@ -96,10 +99,12 @@ SNAPSHOT_OPTS = [
              'snapshot falls back to a full one when the disk has no base '
              'or the base image is no longer in the image service.'),
     cfg.IntOpt(
-        'snapshot_block_job_timeout', default=1800, min=0,
+        'snapshot_block_job_timeout', default=0, min=0,
         help='Seconds a live snapshot\'s block copy may take before it is '
              'aborted and the snapshot fails (the guest keeps running on '
-             'its own disk). 0: no limit.'),
+             'its own disk). 0 (default): no limit, as in Nova, whose live '
+             'snapshot waits for the copy however long it takes; a limit '
+             'fails every healthy copy of a disk that needs longer.'),
     cfg.FloatOpt(
         'snapshot_progress_interval', default=5.0, min=0.1,
         help='Seconds between progress reports (log lines and, when '

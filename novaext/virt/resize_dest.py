@@ -1,11 +1,16 @@
 """The destination half of resize and cold migration, before Nova's own.
 
-Overlays arrive as they were on the source, still naming the source's
-base by its absolute path. Each is pointed at the base of the same name
-in this host's ``_base`` with a metadata-only rebase (same name, same
-image content), before Nova's finish_migration makes sure the bases
-exist, grows the disks to the new flavor (qemu-img resize, no format
-round trip) and recreates ephemeral and swap disks.
+Root overlays arrive as they were on the source, still naming the
+source's base by its absolute path. Each is pointed at the base of the
+same name in this host's ``_base`` with a metadata-only rebase, before
+Nova's finish_migration makes sure the bases exist, grows the disks to
+the new flavor (qemu-img resize, no format round trip) and recreates swap.
+
+That rebase is safe only for image bases: ``<sha1(image id)>`` holds the
+image's bytes on every host. An ephemeral or swap base
+(``ephemeral_<GB>_<fs>``, ``swap_<MB>``) is made by mkfs/mkswap on each
+host and differs between hosts, so an overlay of one is never re-pointed
+(the source sends ephemeral disks standalone; see transfer_plan).
 """
 
 import os
@@ -14,23 +19,42 @@ import re
 from nova import exception
 from nova.virt import images
 from nova.virt.libvirt import utils as libvirt_utils
+from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
 
 from novaext.imagebackend import qcow2 as ext_qcow2
 
+CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
-# The base names Nova and novaext create in _base.
-_BASE_NAME = re.compile(
-    r'[0-9a-f]{40}(_[0-9]+)?|ephemeral_[0-9]+_[0-9a-f]+|swap_[0-9]+')
+# Image bases (image bytes, the same on every host), legacy size suffix
+# included; and the host-made ones, which must never be re-pointed.
+_IMAGE_BASE_NAME = re.compile(r'[0-9a-f]{40}(_[0-9]+)?')
+_HOST_MADE_BASE_NAME = re.compile(r'ephemeral_[0-9]+_[0-9a-f]+|swap_[0-9]+')
+
+
+def _backing_format(local_base, recorded):
+    """The format to record for ``local_base``: its own when it is here
+    (the source's base may have had another one), else the recorded one,
+    else raw when Nova will fetch it as raw (force_raw_images)."""
+    if os.path.isfile(local_base):
+        return images.qemu_img_info(local_base).file_format
+    if recorded:
+        return recorded
+    if CONF.force_raw_images:
+        return 'raw'
+    raise exception.InvalidDiskInfo(
+        reason=f'cannot tell the format of base {local_base}: it is not '
+               f'here yet and the overlay records none')
 
 
 def repoint_overlays(instance, disk_info_json):
     """Rebase (-u) each arrived overlay onto this host's ``_base``.
 
     :raises: InvalidDiskInfo when an overlay names a backing file that is
-        not a base name of this cache
+        not an image base of this cache, or a host-made (ephemeral, swap)
+        base of another host
     """
     inst_dir = libvirt_utils.get_instance_path(instance)
     for info in jsonutils.loads(disk_info_json):
@@ -38,18 +62,24 @@ def repoint_overlays(instance, disk_info_json):
             continue
         disk = os.path.join(inst_dir, os.path.basename(info['path']))
         if not os.path.exists(disk):
-            continue  # not moved (ephemeral, swap): Nova recreates it
+            continue  # not moved (swap): Nova recreates it
         current = images.qemu_img_info(disk, format='qcow2')
+        if not current.backing_file:
+            continue  # arrived standalone (ephemeral)
         name = os.path.basename(current.backing_file or '')
-        if not _BASE_NAME.fullmatch(name):
+        local_base = os.path.join(ext_qcow2.base_dir(), name)
+        same_path = current.backing_file == local_base
+        if same_path and current.backing_file_format:
+            continue
+        if not same_path and not _IMAGE_BASE_NAME.fullmatch(name):
+            what = ('a base made on another host'
+                    if _HOST_MADE_BASE_NAME.fullmatch(name)
+                    else 'not a base of the image cache')
             raise exception.InvalidDiskInfo(
                 reason=f'{disk} is backed by {current.backing_file!r}, '
-                       f'not by a base of the image cache')
-        local_base = os.path.join(ext_qcow2.base_dir(), name)
-        if current.backing_file == local_base:
-            continue
-        LOG.info('Pointing %(disk)s at %(base)s (was %(old)s)',
-                 {'disk': disk, 'base': local_base,
+                       f'{what}')
+        fmt = _backing_format(local_base, current.backing_file_format)
+        LOG.info('Pointing %(disk)s at %(base)s (%(fmt)s; was %(old)s)',
+                 {'disk': disk, 'base': local_base, 'fmt': fmt,
                   'old': current.backing_file}, instance=instance)
-        ext_qcow2.rebase_unsafe(disk, local_base,
-                                current.backing_file_format or 'raw')
+        ext_qcow2.rebase_unsafe(disk, local_base, fmt)

@@ -22,7 +22,9 @@ LOG = logging.getLogger(__name__)
 # A path component: starts with a letter, digit or '_' (so never '.' or
 # '..' or an option), then letters, digits, '.', '_' or '-'.
 _COMPONENT = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._-]{0,254}')
-_HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?')
+# A host name as /etc/hosts and Nova's [DEFAULT]host allow it ('_' too);
+# never starting with '-', so never an option.
+_HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9._-]{0,252}[A-Za-z0-9])?')
 _BYTES_SENT = re.compile(r'^Total bytes sent: ([0-9,]+)$', re.MULTILINE)
 # One --info=progress2 update: bytes so far and percent of the whole.
 _PROGRESS = re.compile(rb'^\s*([0-9,]+)\s+([0-9]{1,3})%')
@@ -100,18 +102,25 @@ class RsyncDaemonClient:
         path = remote_path(*components)
         return f'{self._base_url}/{path}' + ('/' if directory else '')
 
-    def _run(self, *args, on_progress=None):
+    def _run(self, *args, on_progress=None, on_execute=None,
+             on_completion=None):
+        """Run rsync with ``args``; ``on_execute(process)`` and
+        ``on_completion(process)`` as processutils.execute calls them
+        (Nova's job tracker registers the PID so deleting the instance
+        stops the transfer)."""
         if not os.path.isfile(self._password_file):
             raise RsyncTransferError(
                 target=self.target,
                 reason=f'password file {self._password_file} is missing')
         cmd = ('rsync', f'--password-file={self._password_file}',
                *self._timeouts, *args)
+        hooks = {k: v for k, v in (('on_execute', on_execute),
+                                   ('on_completion', on_completion)) if v}
         try:
             if on_progress is None:
-                out, _err = self._execute(*cmd)
+                out, _err = self._execute(*cmd, **hooks)
             else:
-                out = _execute_streaming(cmd, on_progress)
+                out = _execute_streaming(cmd, on_progress, **hooks)
         except processutils.ProcessExecutionError as e:
             reason = (e.stderr or '').strip().splitlines()
             raise RsyncTransferError(
@@ -126,7 +135,8 @@ class RsyncDaemonClient:
             self._run('--mkpath', '--dirs', empty + '/',
                       self.url(*components, directory=True))
 
-    def push(self, local_path, *components, sparse=False, on_progress=None):
+    def push(self, local_path, *components, sparse=False, on_progress=None,
+             on_execute=None, on_completion=None):
         """Copy ``local_path`` to ``components`` in the module.
 
         The file is on the peer's disk (fsync'd) when this returns.
@@ -134,6 +144,8 @@ class RsyncDaemonClient:
         :param sparse: keep holes (raw disks) instead of writing zeros
         :param on_progress: called with ``(bytes_done, percent)`` as rsync
             reports progress, from this thread
+        :param on_execute, on_completion: called with the rsync process
+            when it starts and ends (see ``_run``)
         :returns: bytes rsync sent over the wire
         """
         args = ['--times', '--perms', '--inplace', '--stats',
@@ -144,7 +156,26 @@ class RsyncDaemonClient:
         if on_progress is not None:
             args += ['--info=progress2', '--outbuf=line']
         out = self._run(*args, local_path, self.url(*components),
-                        on_progress=on_progress)
+                        on_progress=on_progress, on_execute=on_execute,
+                        on_completion=on_completion)
+        return self._log_sent(local_path, components, out)
+
+    def push_tree(self, local_dir, *components, on_execute=None,
+                  on_completion=None):
+        """Copy the directory tree ``local_dir`` to ``components`` (made
+        with its parents), fsync'd, keeping modes and times. Symlinks are
+        not followed and not sent.
+
+        :returns: bytes rsync sent over the wire
+        """
+        out = self._run('--recursive', '--times', '--perms', '--mkpath',
+                        '--no-links', '--stats', *self._push_args,
+                        local_dir.rstrip('/') + '/',
+                        self.url(*components, directory=True),
+                        on_execute=on_execute, on_completion=on_completion)
+        return self._log_sent(local_dir, components, out)
+
+    def _log_sent(self, local_path, components, out):
         match = _BYTES_SENT.search(out)
         sent = int(match.group(1).replace(',', '')) if match else 0
         LOG.info('Pushed %(src)s to %(target)s/%(dst)s: %(sent)d bytes sent',
@@ -189,26 +220,27 @@ class RsyncDaemonClient:
         return received
 
 
-def _execute_streaming(cmd, on_progress):
+def _execute_streaming(cmd, on_progress, on_execute=None,
+                       on_completion=None):
     """Run ``cmd``, feeding its progress updates to ``on_progress``.
 
     processutils.execute returns output only when the process ends; a
     progress report needs it as it comes, hence subprocess here. Raises
-    ProcessExecutionError like processutils on a non-zero exit.
+    ProcessExecutionError like processutils on a non-zero exit;
+    ``on_execute``/``on_completion`` are called with the process as
+    processutils calls them.
     """
     with tempfile.TemporaryFile() as err, subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=err,
             stdin=subprocess.DEVNULL) as proc:
-        out = bytearray()
-        pending = b''
-        while chunk := proc.stdout.read1(65536):
-            out += chunk
-            *updates, pending = re.split(rb'[\r\n]', pending + chunk)
-            for update in updates:
-                progress = parse_progress(update)
-                if progress is not None:
-                    on_progress(*progress)
-        returncode = proc.wait()
+        if on_execute:
+            on_execute(proc)
+        try:
+            out = _read_progress(proc, on_progress)
+        finally:
+            if on_completion:
+                on_completion(proc)
+        returncode = proc.returncode
         err.seek(0)
         stderr = err.read().decode(errors='replace')
     stdout = out.decode(errors='replace')
@@ -217,3 +249,18 @@ def _execute_streaming(cmd, on_progress):
             stdout=stdout, stderr=stderr, exit_code=returncode,
             cmd=' '.join(cmd))
     return stdout
+
+
+def _read_progress(proc, on_progress):
+    """Read ``proc``'s stdout to its end and exit, feeding progress."""
+    out = bytearray()
+    pending = b''
+    while chunk := proc.stdout.read1(65536):
+        out += chunk
+        *updates, pending = re.split(rb'[\r\n]', pending + chunk)
+        for update in updates:
+            progress = parse_progress(update)
+            if progress is not None:
+                on_progress(*progress)
+    proc.wait()
+    return out

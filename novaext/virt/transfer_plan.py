@@ -3,10 +3,12 @@
 One table: (disk role, format, has a backing file) -> action. The roles
 come from Nova's disk names. qcow2 overlays move as they are (never merged
 with their base: the destination has or fetches the base); raw disks and
-backing-less qcow2 move whole and sparse; ephemeral and swap disks are not
-moved at all, the destination recreates them with the backing names of the
-new flavor (their content is disposable, as in Nova's own semantics for
-swap; for ephemeral data see the note on EPHEMERAL below).
+backing-less qcow2 move whole and sparse. Ephemeral disks keep their data,
+as in Nova, but an ephemeral overlay is never moved as an overlay: its base
+(``ephemeral_<GB>_<fs>``) is made by mkfs on each host, so the peer's base
+of the same name holds other bytes (file-system UUIDs, checksums seeded by
+them); the overlay goes as a standalone qcow2 instead. Swap is not moved:
+the destination recreates it, as Nova does.
 """
 
 import dataclasses
@@ -27,6 +29,8 @@ class DiskRole(enum.Enum):
 class Action(enum.Enum):
     PUSH_OVERLAY = 'push the qcow2 overlay as it is'
     PUSH_WHOLE_SPARSE = 'push the whole file, keeping holes'
+    PUSH_STANDALONE = ('push a standalone copy (overlay merged with its '
+                       'base): the peer\'s base of that name is not ours')
     RECREATE_ON_DESTINATION = 'do not copy; the destination recreates it'
 
 
@@ -50,11 +54,11 @@ def role_of(path):
 
 
 def _action(role, fmt, has_backing):
-    if role in (DiskRole.EPHEMERAL, DiskRole.SWAP):
-        # NOTE: the seeds' behaviour. An operator who keeps data on
-        # ephemeral disks across resize would want it pushed instead.
+    if role is DiskRole.SWAP:
         return Action.RECREATE_ON_DESTINATION
     if fmt == 'qcow2' and has_backing:
+        if role is DiskRole.EPHEMERAL:
+            return Action.PUSH_STANDALONE
         return Action.PUSH_OVERLAY
     return Action.PUSH_WHOLE_SPARSE
 

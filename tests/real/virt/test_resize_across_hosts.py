@@ -11,12 +11,13 @@ import os
 import subprocess
 
 import libvirt
-from nova import exception
+import pytest
 from nova import objects
 
 from novaext.virt import rsync_client
 from tests.real import harness
 from tests.real.imagebackend import images
+from tests.real.virt import snapshots
 from tests.real.virt import test_rsync_daemon
 from tests.real.virt.test_rsync_daemon import daemon  # noqa: F401
 
@@ -30,14 +31,6 @@ def _same_guest_view(source_disk, dest_disk):
     return out.returncode == 0, out.stdout + out.stderr
 
 
-def _image_service_down(host):
-    def unreachable(*args, **kwargs):
-        raise exception.GlanceConnectionFailed(
-            server='glance.example:9292', reason='connection refused')
-    host.images.download = unreachable
-    host.images.show = unreachable
-
-
 def _write_while_stopped(src, instance):
     src.driver.power_off(instance)
     images.qemu_io(os.path.join(src.instance_dir(instance), 'disk'),
@@ -48,8 +41,16 @@ def _resize_across(daemon, image_file, image_on_destination,  # noqa: F811
                    source_host='src-host', image_service_down=False,
                    disk_format='qcow2', root_gb=1,
                    write=_write_while_stopped,
-                   expect_backing=harness.base_name):
+                   expect_backing=harness.base_name, ephemeral_gb=0,
+                   prepare_destination=None, check=None, upload=None):
     """Boot on the source, ``write``, migrate to the destination, finish.
+
+    ``upload(host, image_id)`` puts the image into a host's image service
+    (default: ``image_file``; ``image_id`` None on the source) and returns
+    the id to boot. ``prepare_destination(dst, image_id)`` runs on the
+    destination before the
+    migration arrives; ``check(source_resize_dir, dest_instance_dir)``
+    with the moved guest running there.
 
     Returns (destination downloads, image id, bytes the source pushed).
     """
@@ -64,9 +65,14 @@ def _resize_across(daemon, image_file, image_on_destination,  # noqa: F811
     try:
         src.conf_group('novaext', rsync_port=daemon['port'],
                        rsync_password_file=str(pw))
-        image_id = src.upload_image(str(image_file), disk_format,
-                                    by_reference=True)
-        instance = src.new_instance(image_id, root_gb=root_gb)
+        if upload is None:
+            def upload(host, image_id):
+                return host.upload_image(str(image_file), disk_format,
+                                         image_id=image_id,
+                                         by_reference=True)
+        image_id = upload(src, None)
+        instance = src.new_instance(image_id, root_gb=root_gb,
+                                    ephemeral_gb=ephemeral_gb)
         src.spawn(instance)
         write(src, instance)
         new_flavor = instance.flavor.obj_clone()
@@ -94,11 +100,13 @@ def _resize_across(daemon, image_file, image_on_destination,  # noqa: F811
         dst.conf_group('novaext', rsync_port=daemon['port'],
                        rsync_password_file=str(pw))
         if image_on_destination:
-            dst.upload_image(str(image_file), disk_format, image_id=image_id,
-                             by_reference=True)
+            upload(dst, image_id)
+        if prepare_destination is not None:
+            prepare_destination(dst, image_id)
         if image_service_down:
-            _image_service_down(dst)
+            dst.image_service_down()
         moved = dst.new_instance(image_id, root_gb=root_gb + 1,
+                                 ephemeral_gb=ephemeral_gb,
                                  instance_uuid=uuid)
         # As Nova's resize sets them before finish_migration.
         moved.new_flavor = moved.flavor
@@ -119,6 +127,9 @@ def _resize_across(daemon, image_file, image_on_destination,  # noqa: F811
         same, report = _same_guest_view(
             os.path.join(src_path, uuid + '_resize', 'disk'), disk)
         assert same, report
+        if check is not None:
+            check(os.path.join(src_path, uuid + '_resize'),
+                  dst.instance_dir(moved))
         dst.destroy(moved)
         return dst.downloads, image_id, sum(pushed)
     finally:
@@ -130,57 +141,67 @@ def test_resize_to_bigger_flavor_across_hosts(daemon, tiny_image):  # noqa
     assert downloads == {image_id: 1}
 
 
-def test_base_missing_everywhere_but_the_source_host(
-        daemon, tiny_image):  # noqa: F811
-    """The image is gone from the image service: the destination pulls
-    the base from the source host's rsync daemon (127.0.0.2 here)."""
+@pytest.fixture
+def source_daemon(daemon):  # noqa: F811
+    """The source host's rsync daemon, on 127.0.0.2 and the same port."""
     src_dir = daemon['tmp'] / 'src-daemon'
     src_dir.mkdir()
     _cmd, pid = test_rsync_daemon.start_daemon(
         src_dir, daemon['tmp'] / 'src-instances', daemon['port'],
         address='127.0.0.2')
-    try:
-        downloads, image_id, _sent = _resize_across(
-            daemon, tiny_image, False, source_host='127.0.0.2')
-    finally:
-        test_rsync_daemon.stop_daemon(pid)
+    yield '127.0.0.2'
+    test_rsync_daemon.stop_daemon(pid)
+
+
+def _compute_node_at(host, address):
+    """prepare_destination: the destination's database knows compute host
+    ``host`` (a service name that resolves nowhere) at ``address``, as
+    every nova-compute records its my_ip."""
+    def record(dst, _image_id):
+        objects.ComputeNode(
+            context=dst.context, host=host, hypervisor_hostname=host,
+            host_ip=address, vcpus=1, memory_mb=1024, local_gb=10,
+            vcpus_used=0, memory_mb_used=0, local_gb_used=0,
+            hypervisor_type='QEMU', hypervisor_version=7002000,
+            cpu_info='{}').create()
+    return record
+
+
+def test_base_missing_everywhere_but_the_source_host(
+        daemon, source_daemon, tiny_image):  # noqa: F811
+    """The image is gone from the image service: the destination pulls
+    the base from the source host's rsync daemon, at the address its
+    compute node records (127.0.0.2, where that daemon alone listens),
+    not at its service name (src_host, with '_', resolves nowhere)."""
+    downloads, image_id, _sent = _resize_across(
+        daemon, tiny_image, False, source_host='src_host',
+        prepare_destination=_compute_node_at('src_host', source_daemon))
     assert image_id not in downloads
 
 
 def test_image_service_down_base_comes_from_the_source_host(
-        daemon, tiny_image):  # noqa: F811
+        daemon, source_daemon, tiny_image):  # noqa: F811
     """The image service does not answer: the destination pulls the base
     from the source host's rsync daemon and the resize completes."""
-    src_dir = daemon['tmp'] / 'src-daemon'
-    src_dir.mkdir()
-    _cmd, pid = test_rsync_daemon.start_daemon(
-        src_dir, daemon['tmp'] / 'src-instances', daemon['port'],
-        address='127.0.0.2')
-    try:
-        _resize_across(daemon, tiny_image, True, source_host='127.0.0.2',
-                       image_service_down=True)
-    finally:
-        test_rsync_daemon.stop_daemon(pid)
+    _resize_across(daemon, tiny_image, True, source_host='src_host',
+                   image_service_down=True,
+                   prepare_destination=_compute_node_at('src_host',
+                                                        source_daemon))
 
 
 def _write_200_mib_in_the_running_guest(src, instance):
     """200 MiB written through the running QEMU's own block layer
     (HMP qemu-io on the guest's disk), as a guest's writes would be."""
-    import libvirt_qemu
     dom = src.domain(instance)
     assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
-    writes = [f'write -P {0x11 * (i + 1):#x} {i * 512}M 50M'
+    writes = [(f'{0x11 * (i + 1):#x}', f'{i * 512}M', '50M')
               for i in range(4)]
-    for write in writes + ['flush']:
-        out = libvirt_qemu.qemuMonitorCommand(
-            dom, f'qemu-io -d /machine/peripheral/virtio-disk0/'
-                 f'virtio-backend "{write}"',
-            libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
-        assert 'rror' not in out, out
+    for pattern, offset, length in writes:
+        snapshots.guest_write(dom, pattern, offset, length)
     assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
     # The writes are in the overlay (read without stopping the guest).
     images.qemu_io(os.path.join(src.instance_dir(instance), 'disk'),
-                   'qcow2', *[w.replace('write', 'read') for w in writes],
+                   'qcow2', *[f'read -P {p} {o} {n}' for p, o, n in writes],
                    'read -P 0x5a 50M 1M', force_share=True)
 
 
@@ -205,14 +226,7 @@ def _make_legacy_backed_then_write(src, instance):
     base grown to the root size, with no plain <sha1> base left."""
     src.driver.power_off(instance)
     disk = os.path.join(src.instance_dir(instance), 'disk')
-    base = harness.qemu_img_info(disk)['full-backing-filename']
-    legacy = f'{base}_{instance.flavor.root_gb}'
-    subprocess.run(['cp', '--sparse=always', base, legacy], check=True)
-    subprocess.run(['qemu-img', 'resize', '-q', '-f', 'raw', legacy,
-                    f'{instance.flavor.root_gb}G'], check=True)
-    subprocess.run(['qemu-img', 'rebase', '-u', '-F', 'raw', '-b', legacy,
-                    disk], check=True)
-    os.unlink(base)
+    images.make_legacy_backed(disk, instance.flavor.root_gb)
     images.qemu_io(disk, 'qcow2', 'write -P 0x77 3M 2M')
 
 
@@ -225,3 +239,121 @@ def test_legacy_size_suffixed_backing_moves_as_metadata(
         daemon, tiny_image, True, write=_make_legacy_backed_then_write,
         expect_backing=lambda image_id: harness.base_name(image_id) + '_1')
     assert sent < 8 * 1024 ** 2
+
+
+def _ephemeral_base(instances_path):
+    names = [n for n in os.listdir(os.path.join(instances_path, '_base'))
+             if n.startswith('ephemeral_')]
+    assert len(names) == 1, names
+    return os.path.join(instances_path, '_base', names[0])
+
+
+def test_ephemeral_data_survives_resize_across_hosts(
+        daemon, tiny_image):  # noqa: F811
+    """Data written into disk.local by the running guest reads the same on
+    the destination, which already has its OWN ephemeral base of the same
+    name (its own mkfs: other bytes), so no overlay may be re-pointed."""
+    pattern = []
+
+    def write_ephemeral(src, instance):
+        dom = src.domain(instance)
+        snapshots.guest_write(dom, '0x3c', '8M', '2M',
+                              disk_name='disk.local')
+        snapshots.guest_write(dom, '0x4d', '1020M', '1M',
+                              disk_name='disk.local')
+        pattern.append(_ephemeral_base(src.instances_path))
+        _write_while_stopped(src, instance)
+
+    def own_ephemeral_base(dst, image_id):
+        # Another guest with the same ephemeral size made this host's base.
+        other = dst.new_instance(image_id, ephemeral_gb=1)
+        dst.spawn(other)
+        dst.destroy(other)
+        src_base, dst_base = pattern[0], _ephemeral_base(dst.instances_path)
+        assert os.path.basename(src_base) == os.path.basename(dst_base)
+        differ, _ = snapshots.identical(src_base, dst_base, 'raw', 'raw')
+        assert not differ, 'each host must have made its own base'
+
+    def same_ephemeral(resize_dir, dest_dir):
+        source, dest = (os.path.join(resize_dir, 'disk.local'),
+                        os.path.join(dest_dir, 'disk.local'))
+        same, report = snapshots.identical(source, dest)
+        assert same, report
+        images.qemu_io(dest, 'qcow2', 'read -P 0x3c 8M 2M',
+                       'read -P 0x4d 1020M 1M', force_share=True)
+
+    _resize_across(daemon, tiny_image, True, ephemeral_gb=1,
+                   write=write_ephemeral,
+                   prepare_destination=own_ephemeral_base,
+                   check=same_ephemeral)
+
+
+def test_overlay_records_the_destination_base_format(
+        daemon, tiny_image):  # noqa: F811
+    """The source keeps raw bases (force_raw_images, Nova's default), the
+    destination qcow2 ones (force_raw_images = False): the overlay arrives
+    recording a raw base and must record the local base's qcow2, or the
+    guest would read the base's qcow2 bytes as its disk."""
+    def qcow2_base_here(dst, image_id):
+        harness.CONF.set_override('force_raw_images', False)
+        other = dst.new_instance(image_id)
+        dst.spawn(other)
+        dst.destroy(other)
+        base = os.path.join(dst.instances_path, '_base',
+                            harness.base_name(image_id))
+        assert harness.qemu_img_info(base)['format'] == 'qcow2'
+
+    def records_qcow2(resize_dir, dest_dir):
+        source = harness.qemu_img_info(os.path.join(resize_dir, 'disk'))
+        assert source['backing-filename-format'] == 'raw'
+        dest = harness.qemu_img_info(os.path.join(dest_dir, 'disk'))
+        assert dest['backing-filename-format'] == 'qcow2'
+
+    _resize_across(daemon, tiny_image, True,
+                   prepare_destination=qcow2_base_here, check=records_qcow2)
+
+
+def _delta_snapshot_images(tmp_path):
+    """upload(): a delta snapshot over its base on the source; on the
+    destination the base image only (the delta was deleted since)."""
+    base_id, base_sha1, base_file, delta_file = images.make_base_and_delta(
+        str(tmp_path))
+    made = {}
+
+    def upload(host, image_id):
+        host.upload_image(base_file, 'qcow2', name='base',
+                          properties={'image_id_sha1': base_sha1},
+                          image_id=base_id)
+        if image_id is not None:
+            return image_id  # destination: the delta is gone
+        made['delta'] = host.upload_image(
+            delta_file, 'qcow2', name='delta',
+            properties={'base_image_id_sha1': base_sha1,
+                        'image_type': 'snapshot'})
+        return made['delta']
+    return upload, base_id, base_sha1
+
+
+def test_delta_booted_resize_after_the_delta_image_is_deleted(
+        daemon, tmp_path):  # noqa: F811
+    """The destination has nothing cached and the delta image is gone:
+    the delta's base (not sha1(delta id)) comes from the image service,
+    found by its image_id_sha1; no peer is asked (none listens)."""
+    upload, base_id, base_sha1 = _delta_snapshot_images(tmp_path)
+    downloads, _delta_id, _sent = _resize_across(
+        daemon, None, True, upload=upload,
+        expect_backing=lambda _image_id: base_sha1)
+    assert downloads == {base_id: 1}
+
+
+def test_delta_booted_resize_with_the_image_service_down(
+        daemon, source_daemon, tmp_path):  # noqa: F811
+    """The image service does not answer: the delta's base comes from the
+    source host's daemon, and the guest reads the same disk there."""
+    upload, _base_id, base_sha1 = _delta_snapshot_images(tmp_path)
+    downloads, _delta_id, _sent = _resize_across(
+        daemon, None, True, upload=upload, image_service_down=True,
+        source_host='src_host',
+        prepare_destination=_compute_node_at('src_host', source_daemon),
+        expect_backing=lambda _image_id: base_sha1)
+    assert downloads == {}

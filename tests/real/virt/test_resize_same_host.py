@@ -37,8 +37,11 @@ def _resize_on_same_host(real_host, tiny_image):
     disk_info = real_host.driver.migrate_disk_and_power_off(
         real_host.context, instance, real_host.driver.get_host_ip_addr(),
         new_flavor, [])
-    # Only the root disk (and disk.info) was copied into the new dir.
-    assert sorted(os.listdir(inst_dir)) == ['disk', 'disk.info']
+    # Root and ephemeral disks (and disk.info) were copied as they are into
+    # the new dir (same host: same ephemeral base); swap is recreated.
+    assert sorted(os.listdir(inst_dir)) == ['disk', 'disk.info', 'disk.local']
+    assert _digest(os.path.join(inst_dir, 'disk.local')) == \
+        before['disk.local']
     instance.old_flavor = instance.flavor
     instance.new_flavor = new_flavor
     instance.flavor = new_flavor

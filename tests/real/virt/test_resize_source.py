@@ -48,7 +48,8 @@ def test_pushes_overlay_as_is_and_keeps_resize_dir(
     assert not os.path.exists(inst_dir)
     source = inst_dir + '_resize'
     dest = daemon['instances'] / instance.uuid
-    assert sorted(p.name for p in dest.iterdir()) == ['disk', 'disk.info']
+    assert sorted(p.name for p in dest.iterdir()) == [
+        'disk', 'disk.info', 'disk.local']
     with open(os.path.join(source, 'disk'), 'rb') as f:
         assert (dest / 'disk').read_bytes() == f.read()
     assert {os.path.basename(d['path']) for d in disk_info} >= {
@@ -267,3 +268,49 @@ def test_destination_out_of_space_rolls_back(
     assert real_host.domain(instance).state()[0] == \
         libvirt.VIR_DOMAIN_RUNNING
     real_host.destroy(instance)
+
+
+def test_delete_mid_push_stops_it_and_leaves_nothing_behind(
+        real_host, daemon, tiny_image):  # noqa: F811
+    """Nova's delete (destroy -> delete_instance_files) during the push:
+    the job tracker kills the rsync at once, the resize fails, and neither
+    host keeps a file of the instance."""
+    import threading
+    import time
+    instance = _slow_guest_with_data(real_host, daemon, tiny_image)
+    inst_dir = real_host.instance_dir(instance)
+    arrived = daemon['instances'] / instance.uuid / 'disk'
+    outcome = {}
+
+    def migrate():
+        try:
+            real_host.driver.migrate_disk_and_power_off(
+                real_host.context, instance, '127.0.0.1',
+                _bigger_flavor(instance), [])
+        except Exception as e:
+            outcome['error'] = e
+        outcome['ended'] = time.monotonic()
+
+    mover = threading.Thread(target=migrate)
+    mover.start()
+    deadline = time.monotonic() + 60
+    while not (arrived.exists() and arrived.stat().st_size > 2 * 1024 ** 2):
+        assert time.monotonic() < deadline, 'the push never started'
+        time.sleep(0.05)
+    pids = set(real_host.driver.job_tracker.jobs.get(instance.uuid, []))
+    assert len(pids) == 1, real_host.driver.job_tracker.jobs
+
+    deleted = time.monotonic()
+    real_host.destroy(instance)
+    mover.join(60)
+
+    assert isinstance(outcome.get('error'), rsync_client.RsyncTransferError)
+    # Pushing the rest at 4 MiB/s would have taken seconds more.
+    assert outcome['ended'] - deleted < 2.0
+    for pid in pids:
+        assert not os.path.exists(f'/proc/{pid}') or \
+            open(f'/proc/{pid}/stat').read().split()[2] == 'Z'
+    assert real_host.driver.job_tracker.jobs.get(instance.uuid) in (None, [])
+    for leftover in (inst_dir, inst_dir + '_resize', inst_dir + '_del'):
+        assert not os.path.exists(leftover)
+    assert not (daemon['instances'] / instance.uuid).exists()

@@ -39,7 +39,13 @@ def test_url_for_ipv4_hostname_and_ipv6():
         'rsync://nova@[fd00::5]:8730/nova_instances/i'
 
 
-@pytest.mark.parametrize('host', ['-oProxyCommand=x', 'a b', '', 'h;x'])
+def test_service_host_names_with_underscores_are_hosts():
+    assert _client('compute_2.example').url('i') == \
+        'rsync://nova@compute_2.example:8730/nova_instances/i'
+
+
+@pytest.mark.parametrize('host', ['-oProxyCommand=x', 'a b', '', 'h;x',
+                                  '_x', 'x-'])
 def test_hostile_hosts_are_refused(host):
     with pytest.raises(rsync_client.InvalidRemotePath):
         _client(host)

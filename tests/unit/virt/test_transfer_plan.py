@@ -8,17 +8,24 @@ from novaext.virt import transfer_plan as tp
 from novaext.virt.transfer_plan import Action
 from novaext.virt.transfer_plan import DiskRole
 
-OVERLAY, WHOLE, RECREATE = (Action.PUSH_OVERLAY, Action.PUSH_WHOLE_SPARSE,
-                            Action.RECREATE_ON_DESTINATION)
+OVERLAY, WHOLE, RECREATE, STANDALONE = (
+    Action.PUSH_OVERLAY, Action.PUSH_WHOLE_SPARSE,
+    Action.RECREATE_ON_DESTINATION, Action.PUSH_STANDALONE)
 
 EXPECTED = {}
 for role in (DiskRole.ROOT, DiskRole.CONFIG_DRIVE, DiskRole.OTHER):
     EXPECTED.update({
         (role, 'qcow2', True): OVERLAY, (role, 'qcow2', False): WHOLE,
         (role, 'raw', True): WHOLE, (role, 'raw', False): WHOLE})
-for role in (DiskRole.EPHEMERAL, DiskRole.SWAP):
-    EXPECTED.update({(role, fmt, b): RECREATE
-                     for fmt in ('qcow2', 'raw') for b in (False, True)})
+# Ephemeral data moves, but never as an overlay of the peer's own
+# (mkfs-made, different) base of the same name.
+EXPECTED.update({
+    (DiskRole.EPHEMERAL, 'qcow2', True): STANDALONE,
+    (DiskRole.EPHEMERAL, 'qcow2', False): WHOLE,
+    (DiskRole.EPHEMERAL, 'raw', True): WHOLE,
+    (DiskRole.EPHEMERAL, 'raw', False): WHOLE})
+EXPECTED.update({(DiskRole.SWAP, fmt, b): RECREATE
+                 for fmt in ('qcow2', 'raw') for b in (False, True)})
 
 
 @pytest.mark.parametrize('key', list(itertools.product(
@@ -50,7 +57,7 @@ def test_plan_of_a_typical_instance():
         {'path': '/i/u/disk.config', 'type': 'raw', 'backing_file': ''},
     ]
     assert [(p.role, p.action) for p in tp.plan(info)] == [
-        (DiskRole.ROOT, OVERLAY), (DiskRole.EPHEMERAL, RECREATE),
+        (DiskRole.ROOT, OVERLAY), (DiskRole.EPHEMERAL, STANDALONE),
         (DiskRole.SWAP, RECREATE), (DiskRole.CONFIG_DRIVE, WHOLE)]
 
 
