@@ -5,13 +5,26 @@ resize or cold migration keeps for revert) as in use only while the
 instance is in a resize task state or RESIZED. A resize that failed and
 left the instance in ERROR (or reset) still has its only revertible disk
 there, and its base must survive too. novaext's manager counts the
-``_resize`` directory of every instance it is given, whatever its state;
-everything else is Nova's.
+``_resize`` directory of every instance it is given, whatever its state.
+
+It also removes what a crashed download, pull from a peer or legacy
+restore leaves in ``_base`` (``<name>.part``, Nova's ``<name>.converted``),
+which Nova's scan never looks at; everything else is Nova's.
 """
 
+import os
+import stat
+import time
+
 from nova.virt.libvirt import imagecache
+from oslo_config import cfg
+from oslo_log import log as logging
+
+CONF = cfg.CONF
+LOG = logging.getLogger(__name__)
 
 RESIZE_SUFFIX = '_resize'
+PARTIAL_SUFFIXES = ('.part', '.converted')
 
 
 class ExtImageCacheManager(imagecache.ImageCacheManager):
@@ -23,3 +36,42 @@ class ExtImageCacheManager(imagecache.ImageCacheManager):
                 (instance.name + RESIZE_SUFFIX,
                  instance.uuid + RESIZE_SUFFIX))
         return running
+
+    def update(self, context, all_instances):
+        super().update(context, all_instances)
+        base_dir = self._get_base()
+        if base_dir and CONF.image_cache.remove_unused_base_images:
+            self.remove_stale_partial_files(base_dir)
+
+    def remove_stale_partial_files(self, base_dir, now=None):
+        """Remove the partial files in ``base_dir`` whose status has not
+        changed for remove_unused_original_minimum_age_seconds.
+
+        The age is the inode's change time, which a writer cannot set back
+        (rsync --times and utime set the modification time only), so a
+        file still being written or just renamed into place is young.
+        Symlinks and anything but regular files are left alone.
+
+        :returns: the names removed
+        """
+        now = time.time() if now is None else now
+        maxage = CONF.image_cache.remove_unused_original_minimum_age_seconds
+        removed = []
+        for name in sorted(os.listdir(base_dir)):
+            if not name.endswith(PARTIAL_SUFFIXES):
+                continue
+            path = os.path.join(base_dir, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or now - st.st_ctime < maxage:
+                continue
+            LOG.info('Removing stale partial file %(path)s, unchanged for '
+                     '%(age)d s', {'path': path, 'age': now - st.st_ctime})
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            removed.append(name)
+        return removed

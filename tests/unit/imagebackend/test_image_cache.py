@@ -1,0 +1,80 @@
+"""ExtImageCacheManager's cleanup of partial files left in ``_base``."""
+
+import os
+import time
+from unittest import mock
+
+import pytest
+from oslo_config import cfg
+from oslo_config import fixture as config_fixture
+
+from novaext.imagebackend import image_cache
+
+CONF = cfg.CONF
+DAY = 24 * 3600
+
+
+@pytest.fixture
+def base_dir(tmp_path):
+    fixture = config_fixture.Config(CONF)
+    fixture.setUp()
+    CONF.set_override('instances_path', str(tmp_path))
+    base = tmp_path / '_base'
+    base.mkdir()
+    yield base
+    fixture.cleanUp()
+
+
+def _manager():
+    with mock.patch('nova.virt.libvirt.imagecache.ImageCacheManager'
+                    '.__init__', return_value=None):
+        return image_cache.ExtImageCacheManager()
+
+
+def test_partial_files_unchanged_for_the_minimum_age_are_removed(base_dir):
+    sha1 = 'a' * 40
+    for name in (sha1, sha1 + '.part', sha1 + '_5.part',
+                 sha1 + '.converted', 'ephemeral_1_0706d66', 'swap_64'):
+        (base_dir / name).write_bytes(b'x')
+    os.symlink('/etc/passwd', base_dir / ('b' * 40 + '.part'))
+    (base_dir / ('c' * 40 + '.part')).mkdir()
+
+    removed = _manager().remove_stale_partial_files(
+        str(base_dir), now=time.time() + DAY + 60)
+
+    assert removed == [sha1 + '.converted', sha1 + '.part',
+                       sha1 + '_5.part']
+    assert sorted(os.listdir(base_dir)) == sorted([
+        sha1, 'ephemeral_1_0706d66', 'swap_64', 'b' * 40 + '.part',
+        'c' * 40 + '.part'])
+    assert os.path.exists('/etc/passwd')
+
+
+def test_young_partial_files_are_kept(base_dir):
+    """A pull in progress (or just renamed into place) is young by its
+    change time, whatever modification time rsync gave it."""
+    part = base_dir / ('a' * 40 + '.part')
+    part.write_bytes(b'x')
+    os.utime(part, (0, 0))
+
+    removed = _manager().remove_stale_partial_files(
+        str(base_dir), now=time.time() + DAY - 60)
+
+    assert removed == [] and part.exists()
+
+
+def test_update_cleans_only_when_base_images_are_removed(base_dir):
+    manager = _manager()
+    with mock.patch('nova.virt.libvirt.imagecache.ImageCacheManager'
+                    '.update'), \
+            mock.patch.object(manager, '_get_base',
+                              return_value=str(base_dir), create=True), \
+            mock.patch.object(manager, 'remove_stale_partial_files') as rm:
+        CONF.set_override('remove_unused_base_images', False,
+                          group='image_cache')
+        manager.update(None, [])
+        rm.assert_not_called()
+        CONF.set_override('remove_unused_base_images', True,
+                          group='image_cache')
+        manager.update(None, [])
+        rm.assert_called_once_with(str(base_dir))
