@@ -83,12 +83,22 @@ class SnapshotRun:
             CONF.workarounds.disable_libvirt_livesnapshot,
             CONF.ephemeral_storage_encryption.enabled)
 
-    def run(self):
-        guest = self._guest()
-        snapshot_image = self.image_api.get(self.context, self.image_id)
+    @staticmethod
+    def _root_disk(guest):
+        """(path, format, type) of the guest's root disk, as Nova reads it."""
         disk_path, source_format = libvirt_utils.find_disk(guest)
         source_type = (libvirt_utils.get_disk_type_from_path(disk_path) or
                        source_format)
+        return disk_path, source_format, source_type
+
+    def is_novaext_snapshot(self):
+        """False for root disks Nova snapshots itself (rbd, lvm, ploop)."""
+        return snapshot_plan.novaext_takes(self._root_disk(self._guest())[2])
+
+    def run(self):
+        guest = self._guest()
+        snapshot_image = self.image_api.get(self.context, self.image_id)
+        disk_path, source_format, source_type = self._root_disk(guest)
         original_state = guest.get_power_state(self.driver._host)
         self.method = snapshot_plan.method_for(
             snapshot_plan.GuestState.from_power_state(original_state),

@@ -10,7 +10,9 @@
 4. wait for the mirror to be ready, reporting progress, up to a timeout;
 5. freeze the guest's filesystems if the image asks for it (Nova's
    quiesce), end the job WITHOUT pivoting (the guest stays on its disk,
-   ``delta`` holds the disk as it was at that moment), thaw.
+   ``delta`` holds the disk as it was at that moment), thaw;
+6. give ``delta`` back to the compute service's user, as Nova does:
+   libvirt (dynamic_ownership) handed it to the user QEMU runs as.
 
 The domain's persistent definition is saved first and is restored if it
 is missing or different afterwards, whatever happened (``KeptDefinition``).
@@ -21,9 +23,11 @@ so the fallback undefines it for the job, as Nova's own _live_snapshot
 does, and the saved definition puts it back.
 """
 
+import os
 import time
 from xml.etree import ElementTree
 
+import nova.privsep.path
 from nova import exception
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import utils as libvirt_utils
@@ -198,6 +202,7 @@ class LiveCopy:
             except BaseException:
                 self._abort_quietly(dev)
                 raise
+        nova.privsep.path.chown(self.delta, uid=os.getuid())
 
     def _abort_quietly(self, dev):
         try:

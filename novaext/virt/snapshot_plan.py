@@ -66,9 +66,16 @@ UPLOAD = {
 }
 
 
-# Root disks QEMU can mirror into a qcow2 file: local files. Block-device
-# backends (lvm, rbd, ploop) are snapshot cold, as in Nova.
+# Root disks novaext snapshots (and QEMU can mirror into a qcow2 file):
+# local files. Any other root disk (rbd, lvm, ploop) takes Nova's own
+# snapshot: rbd's direct clone inside Ceph (no pause, no data through the
+# host), Nova's cold path for the rest.
 LIVE_DISK_TYPES = ('qcow2', 'raw')
+
+
+def novaext_takes(disk_type):
+    """Whether novaext, not Nova, snapshots a root disk of this type."""
+    return disk_type in LIVE_DISK_TYPES
 
 
 def live_possible(disk_type, virt_type, live_disabled, disk_encrypted):

@@ -72,6 +72,30 @@ def test_waiter_times_out_on_a_job_that_never_gets_ready():
     assert 5 < clock.now <= 7
 
 
+def test_default_timeout_never_fails_a_long_healthy_copy():
+    """A 10-hour copy that keeps progressing completes with the default
+    [novaext]snapshot_block_job_timeout, as Nova's live snapshot would."""
+    from oslo_config import cfg
+    from oslo_config import fixture as config_fixture
+
+    from novaext import conf as novaext_conf
+    conf = cfg.ConfigOpts()
+    novaext_conf.register_opts(conf)
+    fixture = config_fixture.Config(conf)
+    fixture.setUp()
+    try:
+        default = conf.novaext.snapshot_block_job_timeout
+    finally:
+        fixture.cleanUp()
+    clock = FakeClock()
+    steps = 600
+    dev = FakeDev([_info(i, steps) for i in range(steps + 1)])
+    snapshot_live.BlockJobWaiter(dev, 'vda', default, _progress(clock),
+                                 poll=60, clock=clock,
+                                 sleep=clock.sleep).wait()
+    assert clock.now >= 10 * 3600
+
+
 def test_waiter_fails_when_the_copy_job_disappears():
     clock = FakeClock()
     dev = FakeDev([_info(10, 100), None])
@@ -289,3 +313,29 @@ def test_base_that_may_not_be_labelled_turns_the_snapshot_full():
     api.update.side_effect = exception.ImageNotFound(image_id='b')
     with pytest.raises(exception.ImageNotFound):
         snapshot_upload.try_label_base(api, 'ctx', base, mock.Mock())
+
+
+def test_live_copy_gives_the_delta_back_to_the_compute_user(monkeypatch):
+    """As Nova after its live copy: libvirt handed the target to QEMU's
+    user; it is chowned back once the job has ended, before it is read."""
+    import contextlib
+    import os
+    events = []
+    strategy = mock.Mock()
+    copy = _live_copy_with((strategy,), monkeypatch)
+    copy.progress = mock.Mock()
+    dev = mock.Mock()
+    dev.get_job_info.return_value = _info(100, 100)
+    dev.is_job_complete.return_value = True
+    dev.abort_job.side_effect = lambda: events.append('abort')
+    copy.guest.get_block_device.return_value = dev
+    copy.guest.has_persistent_configuration.return_value = False
+    monkeypatch.setattr(copy, '_create_delta', lambda: None)
+    monkeypatch.setattr(
+        'nova.privsep.path.chown',
+        lambda path, uid=-1, gid=-1, recursive=False:
+        events.append(('chown', path, uid)))
+
+    copy.run(contextlib.nullcontext())
+
+    assert events == ['abort', 'abort', ('chown', '/d', os.getuid())]
