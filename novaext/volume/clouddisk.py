@@ -11,6 +11,10 @@ to attach it, by ``[novaext]clouddisk_attach_mode``:
   no host kernel session. CHAP goes through a libvirt secret (usage type
   iscsi, private) that connect_volume creates and disconnect_volume
   removes; the password is never in the domain XML or a command line.
+  QEMU logs in with the host's initiator name (os-brick reads it from
+  /etc/iscsi/initiatorname.iscsi, the name Nova's get_volume_connector
+  gave Cinder), so targets with initiator ACLs accept it; QEMU's own
+  default name is used only when the host has none.
 
 Every field of the connection data is validated (connection_data) before
 anything is touched. ``connection_info['data']['guest_device']`` records
@@ -25,7 +29,9 @@ extend_volume learns the LUN's new size from the target (os-brick's
 rescan in host mode; a fresh READ CAPACITY through qemu-img in QEMU
 mode), checks that it grew, and returns it in bytes; Nova's
 LibvirtDriver.extend_volume then resizes the disk in the running guest.
-A target that was not grown is an error, never a silent success.
+A target that was not grown is an error, never a silent success. A
+stopped guest's disk is checked against the requested size only, and the
+guest sees the new size at its next start, as in Nova.
 
 tgt note (the real tests' target): tgtd reads a file-backed LUN's size
 only when the logical unit is created; after growing the file, the LU is
@@ -38,7 +44,9 @@ import os
 import tempfile
 import uuid
 
+from lxml import etree
 from nova import exception
+from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt.volume import iscsi
 from nova.virt.libvirt.volume import volume as libvirt_volume
 from oslo_concurrency import processutils
@@ -68,8 +76,33 @@ def guest_device(serial, bus='virtio'):
     return f'/dev/disk/by-id/{name(serial)}' if name else None
 
 
+class GuestDiskWithInitiator(vconfig.LibvirtConfigGuestDisk):
+    """Nova's disk config, plus the iSCSI initiator name in its network
+    ``<source>`` (``<initiator><iqn name=.../></initiator>``), which
+    Nova's config class has no field for."""
+
+    initiator_iqn = None
+
+    @classmethod
+    def from_disk(cls, disk, initiator_iqn):
+        """``disk`` (a LibvirtConfigGuestDisk), made to name the initiator."""
+        disk.__class__ = cls
+        disk.initiator_iqn = initiator_iqn
+        return disk
+
+    def format_dom(self):
+        dev = super().format_dom()
+        source = dev.find('source')
+        if self.initiator_iqn and source is not None:
+            initiator = etree.SubElement(source, 'initiator')
+            etree.SubElement(initiator, 'iqn', name=self.initiator_iqn)
+        return dev
+
+
 class CloudDiskVolumeDriver(iscsi.LibvirtISCSIVolumeDriver):
     """Cloud disks over iSCSI, through the host or through QEMU."""
+
+    _initiator_iqn = None
 
     def _qemu_mode(self):
         return CONF.novaext.clouddisk_attach_mode == 'qemu'
@@ -134,7 +167,24 @@ class CloudDiskVolumeDriver(iscsi.LibvirtISCSIVolumeDriver):
             conf.auth_username = target.chap.username
             conf.auth_secret_type = 'iscsi'
             conf.auth_secret_uuid = self._secret_uuid(target)
+        initiator = self._host_initiator()
+        if initiator:
+            conf = GuestDiskWithInitiator.from_disk(conf, initiator)
         return conf
+
+    def _host_initiator(self):
+        """The host's iSCSI initiator name (os-brick), read once; None
+        when the host has none."""
+        if self._initiator_iqn is None:
+            iqn = self.connector.get_initiator()
+            if not iqn:
+                LOG.warning('This host has no iSCSI initiator name '
+                            '(/etc/iscsi/initiatorname.iscsi): QEMU logs in '
+                            'to cloud disks with its default name, which '
+                            'targets with initiator ACLs refuse')
+                return None
+            self._initiator_iqn = iqn
+        return self._initiator_iqn
 
     # -- online extend ------------------------------------------------------
     def extend_volume(self, connection_info, instance, requested_size):
@@ -169,10 +219,16 @@ class CloudDiskVolumeDriver(iscsi.LibvirtISCSIVolumeDriver):
         return new_size
 
     def _guest_capacity(self, instance, serial):
-        """Bytes the running guest has for the disk ``serial``, or None."""
+        """Bytes the running (or paused) guest has for the disk ``serial``;
+        None when the guest is not running: a stopped guest's definition
+        knows no size of its own (libvirt reads the grown device, or cannot
+        read a network disk at all), and it sees the new size when it
+        starts, as in Nova."""
         try:
             guest = self.host.get_guest(instance)
         except exception.InstanceNotFound:
+            return None
+        if not guest.is_active():
             return None
         for disk in guest.get_all_disks():
             if disk.serial == serial:

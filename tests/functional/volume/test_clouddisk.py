@@ -26,6 +26,7 @@ from tests.functional import base
 
 GiB = 1024 ** 3
 VOLUME = uuids.clouddisk_volume
+HOST_IQN = 'iqn.1993-08.org.debian:01:compute1'
 DEVICE = '/dev/disk/by-path/ip-192.0.2.10:3260-iscsi-iqn.2010-10.org.' \
          'openstack:vol-1-lun-1'
 
@@ -60,6 +61,11 @@ class CloudDiskTestCase(base.ExtServersTestBase):
         # by os-brick's rescan, while the guest still has 512 MiB.
         self.stub_out(f'{connector}.extend_volume',
                       lambda conn, data: GiB)
+        # What os-brick reads from /etc/iscsi/initiatorname.iscsi (the
+        # fake libvirt drops <initiator> from the XML it gives back: the
+        # unit and real tiers check it).
+        self.stub_out(f'{connector}.get_initiator',
+                      lambda conn: HOST_IQN)
         self.useFixture(fixtures.MonkeyPatch(   # fake Domain lacks it
             'nova.tests.fixtures.libvirt.Domain.blockInfo',
             lambda dom, disk, flags=0: (GiB // 2, 0, 0)))

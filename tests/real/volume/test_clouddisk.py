@@ -127,3 +127,66 @@ def test_extend_of_a_lun_that_did_not_grow_is_an_error(
                                        '/dev/sdb')
     finally:
         lun.remove()
+
+
+def test_extend_while_the_server_is_stopped_shows_at_next_start(
+        real_host, guest, tmp_path):
+    """As in Nova: the extend of a stopped server's volume succeeds
+    quietly, and the guest has the new size when it starts again."""
+    lun = Lun(tmp_path, 954)
+    try:
+        info = lun.connection_info()
+        _attach(real_host, guest, info)
+        real_host.driver.power_off(guest)
+        lun.grow(96)
+
+        new_size = real_host.driver.extend_volume(
+            real_host.context, info, guest, 96 * MiB)
+
+        assert new_size is None  # ComputeDriver.extend_volume returns None
+        dom = real_host.domain(guest)
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF
+        # Started from its kept definition (Nova's power_on would rebuild
+        # it from the block device mapping, the same disk): QEMU reads the
+        # LUN's size when it opens it.
+        dom.create()
+        assert dom.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        assert dom.blockInfo('sdb')[0] == 96 * MiB
+        real_host.driver.detach_volume(real_host.context, info, guest,
+                                       '/dev/sdb')
+    finally:
+        lun.remove()
+
+
+
+@pytest.mark.parametrize('acl_name, accepted', [
+    ('iqn.2026-12.org.novaext:real-host', True),
+    ('iqn.2026-12.org.novaext:another-host', False)],
+    ids=['host-iqn-allowed', 'other-iqn-only'])
+def test_qemu_logs_in_with_the_host_initiator_name(
+        real_host, guest, tmp_path, acl_name, accepted):
+    """A target whose ACL names initiators: QEMU logs in with the host's
+    name (what Nova's get_volume_connector gave Cinder), not its own
+    default, and a target that does not list the host refuses it."""
+    host_iqn = 'iqn.2026-12.org.novaext:real-host'
+    lun = Lun(tmp_path, 956 + accepted, initiator_name=acl_name)
+    try:
+        info = lun.connection_info()
+        volume_driver = real_host.driver._get_volume_driver(info)
+        # os-brick reads /etc/iscsi/initiatorname.iscsi, which this
+        # machine (no open-iscsi) lacks; the name is given here instead.
+        volume_driver.connector.get_initiator = lambda: host_iqn
+        if not accepted:
+            with pytest.raises(libvirt.libvirtError):
+                _attach(real_host, guest, info)
+            assert _disk_xml(real_host, guest, lun.volume_id) is None
+            return
+        _attach(real_host, guest, info)
+        assert f'Initiator: {host_iqn}' in lun.sessions()
+        disk = _disk_xml(real_host, guest, lun.volume_id)
+        assert disk.find('source/initiator/iqn').get('name') == host_iqn
+        real_host.driver.detach_volume(real_host.context, info, guest,
+                                       '/dev/sdb')
+        assert lun.sessions() == ''
+    finally:
+        lun.remove()

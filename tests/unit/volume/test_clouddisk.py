@@ -5,6 +5,7 @@ QEMU mode."""
 import copy
 
 import pytest
+from lxml import etree
 from nova import exception
 from oslo_config import cfg
 
@@ -17,10 +18,20 @@ CONF = cfg.CONF
 novaext_conf.register_opts(CONF)
 
 
+HOST_IQN = 'iqn.2026-12.org.novaext:compute-a'
+
+
 class RecordingConnector:
-    def __init__(self, new_size=None):
+    def __init__(self, new_size=None, initiator=HOST_IQN):
         self.calls = []
         self.new_size = new_size
+        self.initiator = initiator
+        self.initiator_reads = 0
+
+    def get_initiator(self):
+        """Reads a file: no session, so not in ``calls``."""
+        self.initiator_reads += 1
+        return self.initiator
 
     def connect_volume(self, data):
         self.calls.append(('connect', dict(data)))
@@ -115,6 +126,42 @@ def test_host_mode_extend_returns_the_rescanned_size(driver):
     assert drv.connector.calls[0][0] == 'extend'
 
 
+class FakeGuest:
+    """A guest whose definition reports ``size`` for the disk (libvirt
+    reads the grown host device even when the guest is stopped)."""
+
+    def __init__(self, active, size):
+        self.active = active
+        self._domain = self
+        self.size = size
+
+    def is_active(self):
+        return self.active
+
+    def get_all_disks(self):
+        serial = GOOD['serial']
+        return [type('Disk', (), {'serial': serial, 'target_dev': 'vdb'})]
+
+    def blockInfo(self, dev):
+        return [self.size, self.size, self.size]
+
+
+@pytest.mark.parametrize('active', [True, False], ids=['running', 'stopped'])
+def test_host_mode_extend_checks_the_guest_size_only_while_it_runs(
+        driver, active):
+    """libvirt already reports the grown device for a stopped guest: that
+    is no sign that the LUN did not grow (Nova extends quietly then)."""
+    new = 2 * 1024 ** 3
+    drv = driver('host', new_size=new)
+    drv.host.get_guest = lambda instance: FakeGuest(active, new)
+    if active:
+        with pytest.raises(exception.VolumeExtendFailed,
+                           match='has not grown'):
+            drv.extend_volume(copy.deepcopy(GOOD), None, new)
+    else:
+        assert drv.extend_volume(copy.deepcopy(GOOD), None, new) == new
+
+
 def test_qemu_mode_network_disk_with_chap_secret_and_no_session(driver):
     drv = driver('qemu')
     info = copy.deepcopy(GOOD)
@@ -132,3 +179,18 @@ def test_qemu_mode_network_disk_with_chap_secret_and_no_session(driver):
         '0c6b7b2e-6a8e-4c1e-9d9a-7f1d2c3b4a5e')
     drv.disconnect_volume(info, None)
     assert drv.host.secrets == {}
+
+
+@pytest.mark.parametrize('initiator', [HOST_IQN, None],
+                         ids=['host-iqn', 'no-host-iqn'])
+def test_qemu_mode_logs_in_with_the_host_initiator_name(driver, initiator):
+    """The name os-brick reports (what Cinder got from Nova's connector),
+    not QEMU's default; read once per driver."""
+    drv = driver('qemu')
+    drv.connector.initiator = initiator
+    xml = [etree.tostring(drv.get_config(copy.deepcopy(GOOD), DISK_INFO)
+                          .format_dom()).decode() for _ in range(2)]
+    expected = f'<initiator><iqn name="{initiator}"/></initiator></source>'
+    assert (expected in xml[0]) is (initiator is not None)
+    assert xml[0] == xml[1]
+    assert drv.connector.initiator_reads == (1 if initiator else 2)
