@@ -34,3 +34,21 @@ def _pytest_basetemp_outside_nova_tempdirs(tmp_path_factory):
     remove on cleanup; pytest must not put its base temp dir there.
     """
     tmp_path_factory.getbasetemp()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Nova's tests listed in tests/nova_parity_allowlist.txt: strict xfail."""
+    from tests import conformance
+    if os.environ.get('NOVAEXT_CONFORMANCE_BASELINE') == '1':
+        return  # Nova's own classes: nothing is allowed to differ
+    allowed = None
+    for item in items:
+        test_id = conformance.nova_test_id(item)
+        if test_id is None:
+            continue
+        if allowed is None:
+            allowed = conformance.load_allowlist()
+        reason = allowed.get(test_id)
+        if reason is not None:
+            item.add_marker(pytest.mark.xfail(
+                reason=f'novaext differs: {reason}', strict=True))

@@ -1,0 +1,1 @@
+"""Nova 34's own libvirt-driver unit tests, run against ExtLibvirtDriver."""
