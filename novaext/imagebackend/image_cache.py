@@ -7,6 +7,10 @@ left the instance in ERROR (or reset) still has its only revertible disk
 there, and its base must survive too. novaext's manager counts the
 ``_resize`` directory of every instance it is given, whatever its state.
 
+Entries of ``_base`` that are not bases (base_entry: symbolic links,
+devices, FIFOs, other users' files, hard links) are logged and left
+alone: Nova's scan would time-stamp or remove through them.
+
 It also removes what a crashed download, pull from a peer or legacy
 restore leaves in ``_base`` (``<name>.part``, Nova's ``<name>.converted``),
 which Nova's scan never looks at; everything else is Nova's.
@@ -19,6 +23,8 @@ import time
 from nova.virt.libvirt import imagecache
 from oslo_config import cfg
 from oslo_log import log as logging
+
+from novaext.imagebackend import base_entry
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -36,6 +42,36 @@ class ExtImageCacheManager(imagecache.ImageCacheManager):
                 (instance.name + RESIZE_SUFFIX,
                  instance.uuid + RESIZE_SUFFIX))
         return running
+
+    def _scan_base_images(self, base_dir):
+        super()._scan_base_images(base_dir)
+        untrusted = {name for name in os.listdir(base_dir)
+                     if not base_entry.is_trusted(
+                         os.path.join(base_dir, name))}
+        for name in sorted(untrusted):
+            LOG.warning('Leaving %(path)s alone: not a base (%(what)s)',
+                        {'path': os.path.join(base_dir, name),
+                         'what': self._what(os.path.join(base_dir, name))})
+        paths = {os.path.join(base_dir, name) for name in untrusted}
+        self.unexplained_images = [p for p in self.unexplained_images
+                                   if p not in paths]
+        self.originals = [p for p in self.originals if p not in paths]
+        self.back_swap_images -= untrusted
+        self.back_ephemeral_images -= untrusted
+
+    @staticmethod
+    def _what(path):
+        try:
+            return base_entry.what_is_wrong(os.lstat(path)) or 'a base'
+        except FileNotFoundError:
+            return 'gone'
+
+    def _find_base_file(self, base_dir, fingerprint):
+        """Nova's, but only entries that are bases: an image in use is
+        time-stamped, and never through a link."""
+        for path in super()._find_base_file(base_dir, fingerprint):
+            if base_entry.is_trusted(path):
+                yield path
 
     def update(self, context, all_instances):
         super().update(context, all_instances)

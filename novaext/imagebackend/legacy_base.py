@@ -18,6 +18,8 @@ from oslo_concurrency import processutils
 from oslo_utils import fileutils
 from oslo_utils import units
 
+from novaext.imagebackend import base_entry
+
 _LEGACY_NAME = re.compile(r'([0-9a-f]{40})_([0-9]+)')
 
 
@@ -42,7 +44,7 @@ def restore(base_dir, name, ensure_base, lock_path):
 
     @utils.synchronized(name, external=True, lock_path=lock_path)
     def restore_once():
-        if os.path.exists(legacy):
+        if base_entry.present(legacy):
             return
         base = os.path.join(base_dir, sha1)
         ensure_base(base)

@@ -23,6 +23,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import fileutils
 
+from novaext.imagebackend import base_entry
 from novaext.imagebackend import cache_plan
 from novaext.imagebackend import delta_base
 from novaext.imagebackend import image_kind
@@ -68,7 +69,7 @@ def fetch_base_by_sha1(context, base_path, base_sha1, lock_path,
 
     @utils.synchronized(base_sha1, external=True, lock_path=lock_path)
     def fetch_once():
-        if os.path.exists(base_path):
+        if base_entry.present(base_path):
             return
         base_id = delta_base.find_base_image_id(
             context, glance.API(), base_sha1, delta_image_id)
@@ -93,7 +94,7 @@ def fetch_image_base(context, base_path, image_id, lock_path,
     @utils.synchronized(os.path.basename(base_path), external=True,
                         lock_path=lock_path)
     def fetch_once():
-        if not os.path.exists(base_path):
+        if not base_entry.present(base_path):
             libvirt_utils.fetch_image(context, base_path, image_id,
                                       trusted_certs)
     fetch_once()
@@ -148,6 +149,8 @@ class _DeltaBoot:
             ensure(self.base)
 
     def _touch_base(self):
+        if not base_entry.present(self.base):
+            return
         try:
             os.utime(self.base, None)
         except PermissionError:
@@ -191,12 +194,15 @@ class ExtQcow2(NovaQcow2):
               **kwargs):
         context = kwargs.get('context')
         image_id = kwargs.get('image_id')
+        # Whatever the path, nothing is done through a base entry that is
+        # not a base (Nova's own cache would time-stamp through a link).
+        named_base_present = base_entry.present(
+            os.path.join(base_dir(), filename))
         if context is None or image_id is None:
             # ephemeral, swap, or a copy from another host: Nova's path
             return super().cache(fetch_func, filename, size, safe, *args,
                                  **kwargs)
-        if self.exists() and os.path.exists(os.path.join(base_dir(),
-                                                         filename)):
+        if self.exists() and named_base_present:
             # Nova's own "nothing to fetch" case, decided as Nova does.
             return super().cache(fetch_func, filename, size, safe, *args,
                                  **kwargs)
@@ -237,7 +243,7 @@ class ExtQcow2(NovaQcow2):
             self._restore_legacy_backing(
                 context, image, base_sha1, legacy, size,
                 kwargs.get('trusted_certs'))
-        base_present = base_sha1 is not None and os.path.exists(
+        base_present = base_sha1 is not None and base_entry.present(
             os.path.join(base_dir(), base_sha1))
         # Nova names the base it wants: sha1(image_ref) to boot, the disk's
         # backing file name to restore a backing.
@@ -304,8 +310,8 @@ class ExtQcow2(NovaQcow2):
     def present_backing(self):
         """``backing_base_name()`` when that base exists here, else None."""
         name = self.backing_base_name()
-        if name is None or not os.path.isfile(os.path.join(base_dir(),
-                                                           name)):
+        if name is None or not base_entry.present(os.path.join(base_dir(),
+                                                               name)):
             return None
         return name
 

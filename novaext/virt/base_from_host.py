@@ -15,6 +15,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import fileutils
 
+from novaext.imagebackend import base_entry
 from novaext.virt import rsync_client
 
 CONF = cfg.CONF
@@ -30,7 +31,7 @@ def pull_base(host, filename, lock_path):
 
     @utils.synchronized(filename, external=True, lock_path=lock_path)
     def pull_once():
-        if os.path.exists(base):
+        if base_entry.present(base):
             return
         part = base + '.part'
         with fileutils.remove_path_on_error(part):

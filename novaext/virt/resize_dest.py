@@ -23,6 +23,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
 
+from novaext.imagebackend import base_entry
 from novaext.imagebackend import qcow2 as ext_qcow2
 
 CONF = cfg.CONF
@@ -38,7 +39,7 @@ def _backing_format(local_base, recorded):
     """The format to record for ``local_base``: its own when it is here
     (the source's base may have had another one), else the recorded one,
     else raw when Nova will fetch it as raw (force_raw_images)."""
-    if os.path.isfile(local_base):
+    if base_entry.present(local_base):
         return images.qemu_img_info(local_base).file_format
     if recorded:
         return recorded

@@ -78,3 +78,43 @@ def test_update_cleans_only_when_base_images_are_removed(base_dir):
                           group='image_cache')
         manager.update(None, [])
         rm.assert_called_once_with(str(base_dir))
+
+
+@pytest.fixture
+def privsep():
+    from nova.tests import fixtures as nova_fixtures
+    fixture = nova_fixtures.PrivsepFixture()
+    fixture.setUp()
+    yield
+    fixture.cleanUp()
+
+
+def test_entries_that_are_not_bases_are_neither_stamped_nor_removed(
+        base_dir, tmp_path, privsep):
+    """An image in use whose base name is a symlink: Nova's manager would
+    time-stamp the link's target; an old FIFO under a base name: Nova's
+    would remove it. novaext's leaves both alone and says so."""
+    import hashlib
+    CONF.set_override('remove_unused_base_images', True,
+                      group='image_cache')
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'secret')
+    os.utime(victim, (1000, 1000))
+    in_use = 'in-use-image-id'
+    linked = base_dir / hashlib.sha1(in_use.encode()).hexdigest()
+    os.symlink(victim, linked)
+    fifo = base_dir / ('f' * 40)
+    os.mkfifo(fifo)
+    os.utime(fifo, (1000, 1000))
+    manager = image_cache.ExtImageCacheManager()
+    manager.used_images = {in_use: (1, 0, ['instance-1'])}
+    manager.instance_names = set()
+
+    with mock.patch.object(image_cache.LOG, 'warning') as warning:
+        manager._scan_base_images(str(base_dir))
+        manager._age_and_verify_cached_images(None, [], str(base_dir))
+
+    assert os.stat(victim).st_mtime == 1000
+    assert os.path.islink(linked) and os.path.exists(fifo)
+    said = ' '.join(str(c.args[1]) for c in warning.call_args_list)
+    assert 'a symbolic link' in said and 'a FIFO' in said
