@@ -43,6 +43,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 from novaext.virt import rsync_client  # noqa: E402
 
 MiB = 1024 ** 2
+# The destination's instance directory (the daemon takes uuid names only).
+INSTANCE_DIR = '00000000-0000-0000-0000-00000000be11'
 
 
 def run(*cmd):
@@ -188,21 +190,21 @@ def one_case(work, client, sshd, dest, base, base_gib, overlay_mib, repeat):
     rebase_seconds = []
 
     def novaext():
-        sent = client.push(overlay, 'inst', 'disk')
+        sent = client.push(overlay, INSTANCE_DIR, 'disk')
         seconds, _ = timed(lambda: run(
             'qemu-img', 'rebase', '-u', '-F', 'raw', '-b', dest_base,
-            os.path.join(dest, 'inst', 'disk')))
+            os.path.join(dest, INSTANCE_DIR, 'disk')))
         rebase_seconds.append(seconds)
         return sent
 
     def nova34():
-        nova34_copy(overlay, os.path.join(dest, 'inst', 'nova34'))
+        nova34_copy(overlay, os.path.join(dest, INSTANCE_DIR, 'nova34'))
         return sshd.bytes_sent_last()
 
     def flatten():
         flat = os.path.join(work, 'flat.qcow2')
         run('qemu-img', 'convert', '-O', 'qcow2', overlay, flat)
-        fsync_copy(flat, os.path.join(dest, 'inst', 'flat'))
+        fsync_copy(flat, os.path.join(dest, INSTANCE_DIR, 'flat'))
         size = os.path.getsize(flat)
         os.unlink(flat)
         return size
@@ -268,7 +270,7 @@ def main():
         dest = os.path.join(work, 'dest')
         os.makedirs(os.path.join(dest, '_base'))
         pid, client = start_daemon(work, dest)
-        client.make_dir('inst')
+        client.make_dir(INSTANCE_DIR)
         make_random_file(os.path.join(work, 'random'))
         configure_nova()
         sshd = PrivateSshd(work)

@@ -23,8 +23,17 @@ RSYNC_OPTS = [
     cfg.StrOpt(
         'rsync_module', default='nova_instances',
         regex=r'^[A-Za-z0-9_.-]+$',
-        help='Name of the rsync module; it is rooted at '
-             '[DEFAULT]instances_path.'),
+        help='Name of the write-only rsync module rooted at '
+             '[DEFAULT]instances_path: peers push into instance '
+             'directories (<uuid>/) only, and can neither read nor list '
+             'anything in it.'),
+    cfg.StrOpt(
+        'rsync_base_module', default='nova_base',
+        regex=r'^[A-Za-z0-9_.-]+$',
+        help='Name of the read-only rsync module rooted at the image '
+             'cache ([DEFAULT]instances_path/_base): peers read base files '
+             'from it by name, and nothing else (no listing, no partial '
+             'files, no writes).'),
     cfg.StrOpt(
         'rsync_auth_user', default='nova',
         regex=r'^[A-Za-z0-9_.-]+$',

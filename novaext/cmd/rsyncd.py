@@ -42,7 +42,8 @@ def _check(settings):
     ok = pid is not None and rsync_daemon.answers(
         settings, settings.address or '127.0.0.1')
     print(f'rsync daemon: {"running, pid %d" % pid if ok else "not running"}'
-          f' (port {settings.port}, module {settings.module})')
+          f' (port {settings.port}, modules {settings.module} and '
+          f'{settings.base_module})')
     return 0 if ok else 1
 
 
@@ -66,6 +67,10 @@ def main(argv=None):
     conf.register_opt(cfg.StrOpt('instances_path',
                                  default='/var/lib/nova/instances',
                                  help='Nova\'s [DEFAULT]instances_path.'))
+    conf.register_opt(cfg.StrOpt('subdirectory_name', default='_base',
+                                 help='Nova\'s [image_cache] '
+                                      'subdirectory_name.'),
+                      group='image_cache')
     conf.register_cli_opt(cfg.SubCommandOpt(
         'command', handler=_add_parsers, help='what to do'))
     logging.register_options(conf)

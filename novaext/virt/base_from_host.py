@@ -3,7 +3,8 @@
 Resize, cold migration and block live migration name the source host as
 ``fallback_from_host``: when the image service no longer has an image
 (deleted after boot), its base is pulled from that host's ``_base``
-through the peer's rsync daemon, to a temporary name under the same lock
+through the peer's rsync daemon (its read-only base module), to a
+temporary name under the same lock
 Nova takes for the base, and renamed into place when complete. Nova's
 qcow2 backend then safety-checks it like any base.
 """
@@ -35,7 +36,7 @@ def pull_base(host, filename, lock_path):
             return
         part = base + '.part'
         with fileutils.remove_path_on_error(part):
-            client.pull(part, subdir, filename)
+            client.pull_base(part, filename)
             os.rename(part, base)
     pull_once()
     return base

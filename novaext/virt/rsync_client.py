@@ -79,10 +79,14 @@ class RsyncDaemonClient:
 
     def __init__(self, host, port, module, user, password_file,
                  io_timeout=120, connect_timeout=15, bwlimit_kib=0,
-                 fsync=True, execute=processutils.execute):
+                 fsync=True, execute=processutils.execute,
+                 base_module='nova_base'):
         self.target = f'{host}:{port}/{module}'
         self._base_url = (f'rsync://{user}@{_url_host(host)}:{port}/'
                           f'{remote_path(module)}')
+        self.base_target = f'{host}:{port}/{base_module}'
+        self._image_cache_url = (f'rsync://{user}@{_url_host(host)}:{port}/'
+                                 f'{remote_path(base_module)}')
         self._password_file = password_file
         self._timeouts = [f'--timeout={io_timeout}',
                           f'--contimeout={connect_timeout}']
@@ -96,21 +100,24 @@ class RsyncDaemonClient:
         opts = conf.novaext
         return cls(host, opts.rsync_port, opts.rsync_module,
                    opts.rsync_auth_user, opts.rsync_password_file,
-                   bwlimit_kib=opts.rsync_bwlimit_kib)
+                   bwlimit_kib=opts.rsync_bwlimit_kib,
+                   base_module=opts.rsync_base_module)
 
     def url(self, *components, directory=False):
         path = remote_path(*components)
         return f'{self._base_url}/{path}' + ('/' if directory else '')
 
     def _run(self, *args, on_progress=None, on_execute=None,
-             on_completion=None):
+             on_completion=None, target=None):
         """Run rsync with ``args``; ``on_execute(process)`` and
         ``on_completion(process)`` as processutils.execute calls them
         (Nova's job tracker registers the PID so deleting the instance
-        stops the transfer)."""
+        stops the transfer). ``target`` names the module in errors
+        (default: the instances module)."""
+        target = target or self.target
         if not os.path.isfile(self._password_file):
             raise RsyncTransferError(
-                target=self.target,
+                target=target,
                 reason=f'password file {self._password_file} is missing')
         cmd = ('rsync', f'--password-file={self._password_file}',
                *self._timeouts, *args)
@@ -124,7 +131,7 @@ class RsyncDaemonClient:
         except processutils.ProcessExecutionError as e:
             reason = (e.stderr or '').strip().splitlines()
             raise RsyncTransferError(
-                target=self.target,
+                target=target,
                 reason=f'exit code {e.exit_code}: '
                        f'{reason[0] if reason else e.description}') from e
         return out
@@ -204,18 +211,20 @@ class RsyncDaemonClient:
                       f'--include=/{path}', f'--include=/{path}/***',
                       '--exclude=*', empty + '/', f'{self._base_url}/')
 
-    def pull(self, local_path, *components):
-        """Copy ``components`` from the module to ``local_path``, sparse.
+    def pull_base(self, local_path, name):
+        """Copy base ``name`` from the peer's read-only base module to
+        ``local_path``, sparse.
 
         :returns: bytes rsync received over the wire
         """
         out = self._run('--times', '--sparse', '--stats',
-                        self.url(*components), local_path)
+                        f'{self._image_cache_url}/{remote_path(name)}',
+                        local_path, target=self.base_target)
         match = re.search(r'^Total bytes received: ([0-9,]+)$', out,
                           re.MULTILINE)
         received = int(match.group(1).replace(',', '')) if match else 0
         LOG.info('Pulled %(target)s/%(src)s to %(dst)s: %(n)d bytes',
-                 {'target': self.target, 'src': remote_path(*components),
+                 {'target': self.base_target, 'src': name,
                   'dst': local_path, 'n': received})
         return received
 

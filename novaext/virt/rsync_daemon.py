@@ -1,13 +1,24 @@
 """Configuration and control of the per-host rsync daemon.
 
-Each compute host runs an rsync daemon with one module rooted at
-``instances_path``; resize and cold migration push disks into the
-destination's module. This module turns the ``[novaext]`` options into an
-``rsyncd.conf``, starts the daemon and tells whether it answers.
+Each compute host runs an rsync daemon with two modules, each allowing
+only what peers need (``MODULE_RULES``):
 
-Access is limited twice: ``hosts allow`` (then ``hosts deny = *``) and
-``auth users`` with a secrets file (rsync refuses a secrets file readable
-by others under its default ``strict modes``).
+- the instances module (``rsync_module``), rooted at ``instances_path``,
+  is *write only*: peers push disks into instance directories
+  (``<uuid>/``) and make, probe and remove them there; they cannot read
+  or list anything, and everything else (``_base``, ``locks``,
+  ``<uuid>_resize``, ...) is excluded by the daemon;
+- the base module (``rsync_base_module``), rooted at ``_base``, is
+  *read only* and serves base files by name (``<sha1>``,
+  ``<sha1>_<GB>``) and nothing else: no partial files, no ephemeral or
+  swap bases, and no listing (the daemon refuses ``--dirs``,
+  ``--recursive`` and ``--list-only``).
+
+Neither module is listed. Access is limited twice more: ``hosts allow``
+(then ``hosts deny = *``) and ``auth users`` with a secrets file (rsync
+refuses a secrets file readable by others under its default
+``strict modes``). This module turns the ``[novaext]`` options into an
+``rsyncd.conf``, starts the daemon and tells whether it answers.
 """
 
 import dataclasses
@@ -24,6 +35,28 @@ from oslo_log import log as logging
 LOG = logging.getLogger(__name__)
 
 _HOSTNAME = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$')
+
+# rsync wildcards: an instance directory (a uuid) and a base's name.
+# The daemon checks a destination directory's own name without its
+# trailing slash, so the instance directory's rule has none.
+_UUID_DIR = '/????????-????-????-????-????????????'
+_SHA1 = '/' + '[0-9a-f]' * 40
+
+# Per module: what peers may do there, as rsyncd.conf lines.
+MODULE_RULES = {
+    'instances': (
+        'read only = no',
+        'write only = yes',
+        'munge symlinks = yes',
+        f'filter = + {_UUID_DIR} + {_UUID_DIR}/** - *',
+    ),
+    'base': (
+        'read only = yes',
+        'write only = no',
+        f'filter = + {_SHA1} + {_SHA1}_[0-9]* - *',
+        'refuse options = list-only dirs recursive',
+    ),
+}
 
 
 class RsyncDaemonConfigError(ValueError):
@@ -59,11 +92,21 @@ class RsyncDaemonSettings:
     config_file: str
     pid_file: str
     address: str | None = None
+    base_module: str = 'nova_base'
+    base_subdir: str = '_base'
 
     def __post_init__(self):
         if not os.path.isabs(self.instances_path):
             raise RsyncDaemonConfigError(
                 f'instances_path {self.instances_path!r} is not absolute')
+        if not re.fullmatch(r'[A-Za-z0-9_][A-Za-z0-9_.-]*', self.base_subdir):
+            raise RsyncDaemonConfigError(
+                f'image cache subdirectory {self.base_subdir!r} is not a '
+                f'plain directory name')
+        if self.module == self.base_module:
+            raise RsyncDaemonConfigError(
+                f'rsync_module and rsync_base_module are both '
+                f'{self.module!r}: they must differ')
         if not self.hosts_allow:
             raise RsyncDaemonConfigError(
                 'rsync_hosts_allow is empty: no compute host could connect')
@@ -91,6 +134,8 @@ class RsyncDaemonSettings:
             config_file=opts.rsyncd_config_file,
             pid_file=opts.rsyncd_pid_file,
             address=opts.rsync_address,
+            base_module=opts.rsync_base_module,
+            base_subdir=conf.image_cache.subdirectory_name,
         )
 
 
@@ -109,21 +154,30 @@ def render_config(settings):
         f'use chroot = {"yes" if settings.use_chroot else "no"}',
         'max connections = 16',
         'reverse lookup = no',
-        '',
-        f'[{settings.module}]',
-        f'path = {settings.instances_path}',
-        'comment = nova instances (novaext resize and cold migration)',
-        'read only = no',
-        'list = no',
-        f'auth users = {settings.auth_user}',
-        f'secrets file = {settings.secrets_file}',
-        'strict modes = yes',
-        f'hosts allow = {" ".join(settings.hosts_allow)}',
-        'hosts deny = *',
-        'munge symlinks = yes',
-        '',
     ]
-    return '\n'.join(lines)
+    modules = (
+        (settings.module, settings.instances_path, 'instances',
+         'nova instances: pushes into instance directories only'),
+        (settings.base_module,
+         os.path.join(settings.instances_path, settings.base_subdir), 'base',
+         'nova image cache: base files by name, read only'),
+    )
+    for name, path, rules, comment in modules:
+        lines += [
+            '',
+            f'[{name}]',
+            f'path = {path}',
+            f'comment = {comment}',
+            'list = no',
+            f'auth users = {settings.auth_user}',
+            f'secrets file = {settings.secrets_file}',
+            'strict modes = yes',
+            f'hosts allow = {" ".join(settings.hosts_allow)}',
+            'hosts deny = *',
+            *MODULE_RULES[rules],
+        ]
+    return '\n'.join(lines) + '\n'
+
 
 
 def write_config(settings):

@@ -74,3 +74,53 @@ def test_write_config_replaces_file_atomically(tmp_path):
 def test_settings_are_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         _settings().port = 1
+
+
+def _module(lines, name):
+    start = lines.index(f'[{name}]')
+    rest = lines[start + 1:]
+    end = next((i for i, line in enumerate(rest) if line.startswith('[')),
+               len(rest))
+    return rest[:end]
+
+
+def test_instances_module_takes_pushes_into_instance_dirs_only():
+    module = _module(_conf_lines(_settings()), 'nova_instances')
+    assert 'path = /var/lib/nova/instances' in module
+    assert 'write only = yes' in module
+    assert 'read only = no' in module
+    assert 'list = no' in module
+    uuid_dir = '/????????-????-????-????-????????????'
+    assert f'filter = + {uuid_dir} + {uuid_dir}/** - *' in module
+
+
+def test_base_module_serves_base_names_read_only_and_lists_nothing():
+    module = _module(_conf_lines(_settings()), 'nova_base')
+    assert 'path = /var/lib/nova/instances/_base' in module
+    assert 'read only = yes' in module
+    assert 'write only = no' in module
+    assert 'list = no' in module
+    assert 'refuse options = list-only dirs recursive' in module
+    sha1 = '/' + '[0-9a-f]' * 40
+    assert f'filter = + {sha1} + {sha1}_[0-9]* - *' in module
+
+
+def test_both_modules_authenticate_and_admit_only_compute_hosts():
+    lines = _conf_lines(_settings())
+    for name in ('nova_instances', 'nova_base'):
+        module = _module(lines, name)
+        assert 'auth users = nova' in module
+        assert 'secrets file = /etc/novaext/s' in module
+        assert 'hosts allow = 10.0.0.0/24 compute-2' in module
+        assert 'hosts deny = *' in module
+
+
+def test_one_name_for_both_modules_is_refused():
+    with pytest.raises(rsync_daemon.RsyncDaemonConfigError, match='differ'):
+        _settings(base_module='nova_instances')
+
+
+@pytest.mark.parametrize('subdir', ['../etc', 'a/b', '', '.hidden'])
+def test_image_cache_subdirectory_must_be_a_plain_name(subdir):
+    with pytest.raises(rsync_daemon.RsyncDaemonConfigError):
+        _settings(base_subdir=subdir)
