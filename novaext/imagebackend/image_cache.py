@@ -45,13 +45,13 @@ class ExtImageCacheManager(imagecache.ImageCacheManager):
 
     def _scan_base_images(self, base_dir):
         super()._scan_base_images(base_dir)
-        untrusted = {name for name in os.listdir(base_dir)
-                     if not base_entry.is_trusted(
-                         os.path.join(base_dir, name))}
+        refusals = {name: base_entry.refusal(os.path.join(base_dir, name))
+                    for name in os.listdir(base_dir)}
+        untrusted = {name for name, why in refusals.items() if why}
         for name in sorted(untrusted):
             LOG.warning('Leaving %(path)s alone: not a base (%(what)s)',
                         {'path': os.path.join(base_dir, name),
-                         'what': self._what(os.path.join(base_dir, name))})
+                         'what': refusals[name]})
         paths = {os.path.join(base_dir, name) for name in untrusted}
         self.unexplained_images = [p for p in self.unexplained_images
                                    if p not in paths]
@@ -59,18 +59,11 @@ class ExtImageCacheManager(imagecache.ImageCacheManager):
         self.back_swap_images -= untrusted
         self.back_ephemeral_images -= untrusted
 
-    @staticmethod
-    def _what(path):
-        try:
-            return base_entry.what_is_wrong(os.lstat(path)) or 'a base'
-        except FileNotFoundError:
-            return 'gone'
-
     def _find_base_file(self, base_dir, fingerprint):
         """Nova's, but only entries that are bases: an image in use is
         time-stamped, and never through a link."""
         for path in super()._find_base_file(base_dir, fingerprint):
-            if base_entry.is_trusted(path):
+            if base_entry.refusal(path) is None:
                 yield path
 
     def update(self, context, all_instances):

@@ -41,7 +41,7 @@ def victim(tmp_path):
 def test_pull_refuses_a_symlink_under_the_base_name(instances, victim):
     os.symlink(victim, instances / '_base' / SHA1)
     with mock.patch.object(base_from_host.rsync_client.RsyncDaemonClient,
-                           'pull') as pull:
+                           'pull_base') as pull:
         with pytest.raises(base_entry.UntrustedBaseEntry):
             base_from_host.pull_base('192.0.2.7', SHA1,
                                      str(instances / 'locks'))
