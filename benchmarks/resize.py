@@ -17,6 +17,10 @@ MiB written), on the same files in one run:
   starts; bytes are what the ssh client reports it sent;
 - flatten: the path the seeds replaced, `qemu-img convert` of overlay +
   base into one qcow2, then a copy of that file;
+- novaext-tls: the same push over the TLS transport
+  (``rsync_transport = tls``: stunnel in front of a second daemon on the
+  same instances path, openssl s_client on the client, certificates
+  checked both ways);
 - floor: dd of the same bytes novaext sends (the overlay file).
 The overlay holds random (incompressible) data, as guest writes mostly
 are. novaext and the floor write through to disk (rsync --fsync, dd
@@ -28,6 +32,7 @@ The base is present on the destination in every case.
 import argparse
 import json
 import os
+import pathlib
 import re
 import shutil
 import socket
@@ -41,6 +46,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
 from novaext.virt import rsync_client  # noqa: E402
+from novaext.virt import rsync_tls  # noqa: E402
+from tests.real.virt import tls  # noqa: E402
 
 MiB = 1024 ** 2
 # The destination's instance directory (the daemon takes uuid names only).
@@ -90,7 +97,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_daemon(work, instances):
+def start_daemon(work, instances, tls_conf=None):
+    """A daemon on ``instances`` started by novaext-rsyncd; with
+    ``tls_conf`` ([novaext] TLS options) behind stunnel. Returns the PIDs
+    to stop and a client."""
+    work = os.path.join(work, 'tls' if tls_conf else 'plain')
+    os.makedirs(work)
     port = free_port()
     secrets = os.path.join(work, 'secrets')
     with open(os.open(secrets, os.O_WRONLY | os.O_CREAT, 0o600), 'w') as f:
@@ -105,13 +117,28 @@ def start_daemon(work, instances):
                 f'rsync_secrets_file = {secrets}\nrsync_uid = root\n'
                 f'rsync_gid = root\nrsyncd_config_file = {work}/rsyncd.conf\n'
                 f'rsyncd_pid_file = {work}/rsyncd.pid\n')
+        for key, value in (tls_conf or {}).items():
+            f.write(f'{key} = {value}\n')
+        if tls_conf:
+            f.write(f'stunnel_config_file = {work}/stunnel.conf\n'
+                    f'stunnel_pid_file = {work}/stunnel.pid\n')
     script = os.path.join(os.path.dirname(sys.executable), 'novaext-rsyncd')
     pid = int(subprocess.run([script, '--config-file', conf, 'start'],
                              check=True, capture_output=True,
                              text=True).stdout)
+    pids = [pid]
+    connect_program = None
+    if tls_conf:
+        with open(os.path.join(work, 'stunnel.pid')) as f:
+            pids.append(int(f.read().strip()))
+        connect_program = rsync_tls.connect_program(
+            '127.0.0.1', tls_conf['rsync_tls_port'],
+            tls_conf['rsync_tls_cert_file'], tls_conf['rsync_tls_key_file'],
+            tls_conf['rsync_tls_ca_file'])
     client = rsync_client.RsyncDaemonClient(
-        '127.0.0.1', port, 'nova_instances', 'nova', password)
-    return pid, client
+        '127.0.0.1', port, 'nova_instances', 'nova', password,
+        connect_program=connect_program)
+    return pids, client
 
 
 class PrivateSshd:
@@ -181,7 +208,8 @@ def fsync_copy(src, dst):
         os.close(fd)
 
 
-def one_case(work, client, sshd, dest, base, base_gib, overlay_mib, repeat):
+def one_case(work, client, tls_client, sshd, dest, base, base_gib,
+             overlay_mib, repeat):
     overlay = os.path.join(work, 'overlay.qcow2')
     make_overlay(overlay, base, overlay_mib, os.path.join(work, 'random'))
     allocated = os.stat(overlay).st_blocks * 512
@@ -196,6 +224,9 @@ def one_case(work, client, sshd, dest, base, base_gib, overlay_mib, repeat):
             os.path.join(dest, INSTANCE_DIR, 'disk')))
         rebase_seconds.append(seconds)
         return sent
+
+    def novaext_tls():
+        return tls_client.push(overlay, INSTANCE_DIR, 'disk')
 
     def nova34():
         nova34_copy(overlay, os.path.join(dest, INSTANCE_DIR, 'nova34'))
@@ -214,13 +245,13 @@ def one_case(work, client, sshd, dest, base, base_gib, overlay_mib, repeat):
             'bs=4M', 'conv=fsync', 'status=none')
         return os.path.getsize(overlay)
 
-    paths = [('novaext', novaext), ('nova34', nova34), ('flatten', flatten),
-             ('floor', floor)]
+    paths = [('novaext', novaext), ('novaext-tls', novaext_tls),
+             ('nova34', nova34), ('flatten', flatten), ('floor', floor)]
     for name, fn in paths:
         runs = []
         for _ in range(repeat):
-            for leftover in ('inst/disk', 'inst/nova34', 'inst/flat',
-                             'floor'):
+            for leftover in (f'{INSTANCE_DIR}/disk', f'{INSTANCE_DIR}/nova34',
+                             f'{INSTANCE_DIR}/flat', 'floor'):
                 path = os.path.join(dest, leftover)
                 if os.path.exists(path):
                     os.unlink(path)
@@ -255,7 +286,7 @@ def main():
     parser.add_argument('--json', metavar='FILE')
     args = parser.parse_args()
     missing = [tool for tool in ('rsync', 'qemu-img', 'qemu-io', 'ssh',
-                                 'sshd', 'ssh-keygen')
+                                 'sshd', 'ssh-keygen', 'stunnel', 'openssl')
                if shutil.which(tool) is None and not os.path.exists(
                    f'/usr/sbin/{tool}')]
     if missing:
@@ -269,7 +300,11 @@ def main():
                                      dir='/var/tmp') as work:
         dest = os.path.join(work, 'dest')
         os.makedirs(os.path.join(dest, '_base'))
-        pid, client = start_daemon(work, dest)
+        pki = tls.TlsPki(pathlib.Path(work) / 'pki')
+        pids, client = start_daemon(work, dest)
+        tls_pids, tls_client = start_daemon(
+            work, dest, pki.client_conf(free_port()))
+        pids += tls_pids
         client.make_dir(INSTANCE_DIR)
         make_random_file(os.path.join(work, 'random'))
         configure_nova()
@@ -281,24 +316,26 @@ def main():
                 os.link(base, os.path.join(dest, '_base', 'b' * 40))
                 for b, overlay_mib in cases:
                     if b == base_gib:
-                        rows += one_case(work, client, sshd, dest, base,
-                                         base_gib, overlay_mib, args.repeat)
+                        rows += one_case(work, client, tls_client, sshd,
+                                         dest, base, base_gib, overlay_mib,
+                                         args.repeat)
                 os.unlink(os.path.join(dest, '_base', 'b' * 40))
                 os.unlink(base)
         finally:
             sshd.stop()
-            os.kill(pid, 15)
+            for pid in pids:
+                os.kill(pid, 15)
 
     print(f'\nresize disk move, min/median of {args.repeat} '
           f'({os.cpu_count()} cores, loopback)')
-    print(f'{"path":>8} {"base GiB":>8} {"ovl MiB":>8} {"min s":>7} '
+    print(f'{"path":>11} {"base GiB":>8} {"ovl MiB":>8} {"min s":>7} '
           f'{"median s":>9} {"sent MiB":>9} {"sent/alloc":>10} '
           f'{"x floor":>8}')
     floors = {(r['base_gib'], r['overlay_mib']): r['seconds_median']
               for r in rows if r['path'] == 'floor'}
     for r in rows:
         floor = floors[(r['base_gib'], r['overlay_mib'])]
-        print(f'{r["path"]:>8} {r["base_gib"]:>8} {r["overlay_mib"]:>8} '
+        print(f'{r["path"]:>11} {r["base_gib"]:>8} {r["overlay_mib"]:>8} '
               f'{r["seconds_min"]:>7.2f} {r["seconds_median"]:>9.2f} '
               f'{r["bytes_sent"] / MiB:>9.1f} '
               f'{r["bytes_sent"] / r["overlay_allocated_bytes"]:>10.2f} '
@@ -313,6 +350,9 @@ def main():
         ratios = ', '.join(
             f'{other}/novaext {median[other] / median["novaext"]:.1f}x'
             for other in ('nova34', 'flatten') if other in case)
+        if 'novaext-tls' in case:
+            ratios += (f', nova34/novaext-tls '
+                       f'{median["nova34"] / median["novaext-tls"]:.1f}x')
         rebase_ms = case['novaext']['rebase_seconds_median'] * 1000
         print(f'  base {base_gib} GiB, overlay {overlay_mib} MiB: {ratios}; '
               f'novaext/floor {median["novaext"] / median["floor"]:.2f}x; '

@@ -78,6 +78,38 @@ RSYNC_OPTS = [
     cfg.StrOpt(
         'rsyncd_pid_file', default='/run/novaext-rsyncd.pid',
         help='PID file of the rsync daemon started by novaext-rsyncd.'),
+    cfg.StrOpt(
+        'rsync_transport', default='plain', choices=['plain', 'tls'],
+        help='How compute hosts reach each other\'s rsync daemon. plain: '
+             'rsync\'s own protocol on rsync_port (authenticated, not '
+             'encrypted). tls: TLS with certificates verified both ways '
+             '(stunnel in front of the daemon on rsync_tls_port, openssl '
+             'on the client side); the daemon then listens on 127.0.0.1 '
+             'only and peers are admitted by certificate. Every compute '
+             'host must use the same transport.'),
+    cfg.PortOpt(
+        'rsync_tls_port', default=874,
+        help='TCP port of the TLS endpoint in front of the rsync daemon '
+             '(rsync_transport = tls).'),
+    cfg.StrOpt(
+        'rsync_tls_cert_file', default='/etc/novaext/tls/host.pem',
+        help='This host\'s certificate (PEM), presented as server and as '
+             'client; its subjectAltName must hold the address peers reach '
+             'this host at ([DEFAULT]my_ip).'),
+    cfg.StrOpt(
+        'rsync_tls_key_file', default='/etc/novaext/tls/host.key',
+        help='Private key of rsync_tls_cert_file (PEM, mode 0600).'),
+    cfg.StrOpt(
+        'rsync_tls_ca_file', default='/etc/novaext/tls/ca.pem',
+        help='CA certificate(s) (PEM) that issue the compute hosts\' '
+             'certificates: peers must present one, both ways.'),
+    cfg.StrOpt(
+        'stunnel_config_file', default='/etc/novaext/stunnel-rsync.conf',
+        help='Where novaext-rsyncd writes stunnel\'s configuration '
+             '(rsync_transport = tls).'),
+    cfg.StrOpt(
+        'stunnel_pid_file', default='/run/novaext-stunnel.pid',
+        help='PID file of the stunnel started by novaext-rsyncd.'),
 ]
 
 CLOUDDISK_OPTS = [

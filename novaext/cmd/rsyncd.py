@@ -18,6 +18,7 @@ from oslo_log import log as logging
 
 from novaext import conf as novaext_conf
 from novaext.virt import rsync_daemon
+from novaext.virt import rsync_tls
 
 CONF = cfg.CONF
 
@@ -40,7 +41,9 @@ def _start(settings):
 def _check(settings):
     pid = rsync_daemon.running_pid(settings)
     ok = pid is not None and rsync_daemon.answers(
-        settings, settings.address or '127.0.0.1')
+        settings, settings.listen_address or '127.0.0.1')
+    if ok and settings.transport == 'tls':
+        ok = rsync_tls.stunnel_running_pid(settings) is not None
     print(f'rsync daemon: {"running, pid %d" % pid if ok else "not running"}'
           f' (port {settings.port}, modules {settings.module} and '
           f'{settings.base_module})')
@@ -80,7 +83,8 @@ def main(argv=None):
     try:
         settings = rsync_daemon.RsyncDaemonSettings.from_conf(conf)
         return COMMANDS[conf.command.name](settings)
-    except rsync_daemon.RsyncDaemonConfigError as e:
+    except (rsync_daemon.RsyncDaemonConfigError,
+            rsync_tls.RsyncTlsConfigError) as e:
         print(f'novaext-rsyncd: {e}', file=sys.stderr)
         return 2
 

@@ -17,6 +17,8 @@ from nova import exception
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 
+from novaext.virt import rsync_tls
+
 LOG = logging.getLogger(__name__)
 
 # A path component: starts with a letter, digit or '_' (so never '.' or
@@ -80,7 +82,10 @@ class RsyncDaemonClient:
     def __init__(self, host, port, module, user, password_file,
                  io_timeout=120, connect_timeout=15, bwlimit_kib=0,
                  fsync=True, execute=processutils.execute,
-                 base_module='nova_base'):
+                 base_module='nova_base', connect_program=None):
+        """``connect_program``: the RSYNC_CONNECT_PROG that reaches
+        the peer (rsync_tls.connect_program for the TLS transport);
+        None: rsync's own TCP connection."""
         self.target = f'{host}:{port}/{module}'
         self._base_url = (f'rsync://{user}@{_url_host(host)}:{port}/'
                           f'{remote_path(module)}')
@@ -94,14 +99,25 @@ class RsyncDaemonClient:
         if bwlimit_kib:
             self._push_args.append(f'--bwlimit={int(bwlimit_kib)}')
         self._execute = execute
+        self._env = ({'RSYNC_CONNECT_PROG': connect_program}
+                     if connect_program else {})
 
     @classmethod
     def from_conf(cls, conf, host):
         opts = conf.novaext
+        connect_program = None
+        if opts.rsync_transport == 'tls':
+            rsync_tls.check_files(opts.rsync_tls_cert_file,
+                                  opts.rsync_tls_key_file,
+                                  opts.rsync_tls_ca_file)
+            connect_program = rsync_tls.connect_program(
+                host, opts.rsync_tls_port, opts.rsync_tls_cert_file,
+                opts.rsync_tls_key_file, opts.rsync_tls_ca_file)
         return cls(host, opts.rsync_port, opts.rsync_module,
                    opts.rsync_auth_user, opts.rsync_password_file,
                    bwlimit_kib=opts.rsync_bwlimit_kib,
-                   base_module=opts.rsync_base_module)
+                   base_module=opts.rsync_base_module,
+                   connect_program=connect_program)
 
     def url(self, *components, directory=False):
         path = remote_path(*components)
@@ -123,6 +139,10 @@ class RsyncDaemonClient:
                *self._timeouts, *args)
         hooks = {k: v for k, v in (('on_execute', on_execute),
                                    ('on_completion', on_completion)) if v}
+        if self._env:
+            # processutils hands env_variables to the process as its whole
+            # environment.
+            hooks['env_variables'] = dict(os.environ, **self._env)
         try:
             if on_progress is None:
                 out, _err = self._execute(*cmd, **hooks)
@@ -230,7 +250,7 @@ class RsyncDaemonClient:
 
 
 def _execute_streaming(cmd, on_progress, on_execute=None,
-                       on_completion=None):
+                       on_completion=None, env_variables=None):
     """Run ``cmd``, feeding its progress updates to ``on_progress``.
 
     processutils.execute returns output only when the process ends; a
@@ -241,7 +261,7 @@ def _execute_streaming(cmd, on_progress, on_execute=None,
     """
     with tempfile.TemporaryFile() as err, subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=err,
-            stdin=subprocess.DEVNULL) as proc:
+            stdin=subprocess.DEVNULL, env=env_variables) as proc:
         if on_execute:
             on_execute(proc)
         try:

@@ -32,6 +32,8 @@ import time
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 
+from novaext.virt import rsync_tls
+
 LOG = logging.getLogger(__name__)
 
 _HOSTNAME = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$')
@@ -94,6 +96,28 @@ class RsyncDaemonSettings:
     address: str | None = None
     base_module: str = 'nova_base'
     base_subdir: str = '_base'
+    transport: str = 'plain'
+    tls_port: int = 874
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_file: str | None = None
+    stunnel_config_file: str | None = None
+    stunnel_pid_file: str | None = None
+
+    @property
+    def listen_address(self):
+        """Where the rsync daemon itself listens: behind stunnel, on
+        the loopback only."""
+        if self.transport == 'tls':
+            return rsync_tls.LOOPBACK
+        return self.address
+
+    @property
+    def admitted(self):
+        """Who the daemon admits: with tls, stunnel (the loopback)."""
+        if self.transport == 'tls':
+            return (rsync_tls.LOOPBACK,)
+        return self.hosts_allow
 
     def __post_init__(self):
         if not os.path.isabs(self.instances_path):
@@ -103,6 +127,17 @@ class RsyncDaemonSettings:
             raise RsyncDaemonConfigError(
                 f'image cache subdirectory {self.base_subdir!r} is not a '
                 f'plain directory name')
+        if self.transport == 'tls':
+            for name in ('stunnel_config_file', 'stunnel_pid_file',
+                         'tls_cert_file', 'tls_key_file', 'tls_ca_file'):
+                value = getattr(self, name)
+                if not value or not os.path.isabs(value) or '\n' in value:
+                    raise RsyncDaemonConfigError(
+                        f'{name} {value!r} must be an absolute path with '
+                        f'rsync_transport = tls')
+            if self.tls_port == self.port:
+                raise RsyncDaemonConfigError(
+                    'rsync_tls_port and rsync_port must differ')
         if self.module == self.base_module:
             raise RsyncDaemonConfigError(
                 f'rsync_module and rsync_base_module are both '
@@ -136,6 +171,13 @@ class RsyncDaemonSettings:
             address=opts.rsync_address,
             base_module=opts.rsync_base_module,
             base_subdir=conf.image_cache.subdirectory_name,
+            transport=opts.rsync_transport,
+            tls_port=opts.rsync_tls_port,
+            tls_cert_file=opts.rsync_tls_cert_file,
+            tls_key_file=opts.rsync_tls_key_file,
+            tls_ca_file=opts.rsync_tls_ca_file,
+            stunnel_config_file=opts.stunnel_config_file,
+            stunnel_pid_file=opts.stunnel_pid_file,
         )
 
 
@@ -146,8 +188,8 @@ def render_config(settings):
         f'pid file = {settings.pid_file}',
         f'port = {settings.port}',
     ]
-    if settings.address:
-        lines.append(f'address = {settings.address}')
+    if settings.listen_address:
+        lines.append(f'address = {settings.listen_address}')
     lines += [
         f'uid = {settings.uid}',
         f'gid = {settings.gid}',
@@ -172,7 +214,7 @@ def render_config(settings):
             f'auth users = {settings.auth_user}',
             f'secrets file = {settings.secrets_file}',
             'strict modes = yes',
-            f'hosts allow = {" ".join(settings.hosts_allow)}',
+            f'hosts allow = {" ".join(settings.admitted)}',
             'hosts deny = *',
             *MODULE_RULES[rules],
         ]
@@ -226,6 +268,7 @@ def start(settings):
     pid = running_pid(settings)
     if pid is not None:
         LOG.info('rsync daemon already running (pid %d)', pid)
+        _start_tls_endpoint(settings)
         return pid
     if not os.path.exists(settings.secrets_file):
         raise RsyncDaemonConfigError(
@@ -234,9 +277,20 @@ def start(settings):
                          f'--config={settings.config_file}')
     for _ in range(50):
         pid = running_pid(settings)
-        if pid is not None and answers(settings,
-                                       settings.address or '127.0.0.1'):
+        if pid is not None and answers(
+                settings, settings.listen_address or '127.0.0.1'):
+            _start_tls_endpoint(settings)
             return pid
         time.sleep(0.1)
     raise RuntimeError(
         f'rsync daemon did not come up on port {settings.port}; see syslog')
+
+
+def _start_tls_endpoint(settings):
+    """With rsync_transport = tls, start stunnel in front of the daemon
+    unless it runs; returns its PID (None with plain)."""
+    if settings.transport != 'tls':
+        return None
+    rsync_tls.check_files(settings.tls_cert_file, settings.tls_key_file,
+                          settings.tls_ca_file)
+    return rsync_tls.start_stunnel(settings, settings.stunnel_config_file)

@@ -64,7 +64,8 @@ def _resize_across(daemon, image_file, image_on_destination,  # noqa: F811
     src.setUp()
     try:
         src.conf_group('novaext', rsync_port=daemon['port'],
-                       rsync_password_file=str(pw))
+                       rsync_password_file=str(pw),
+                       **daemon.get('client_conf', {}))
         if upload is None:
             def upload(host, image_id):
                 return host.upload_image(str(image_file), disk_format,
@@ -98,7 +99,8 @@ def _resize_across(daemon, image_file, image_on_destination,  # noqa: F811
     dst.setUp()
     try:
         dst.conf_group('novaext', rsync_port=daemon['port'],
-                       rsync_password_file=str(pw))
+                       rsync_password_file=str(pw),
+                       **daemon.get('client_conf', {}))
         if image_on_destination:
             upload(dst, image_id)
         if prepare_destination is not None:
@@ -357,3 +359,38 @@ def test_delta_booted_resize_with_the_image_service_down(
         prepare_destination=_compute_node_at('src_host', source_daemon),
         expect_backing=lambda _image_id: base_sha1)
     assert downloads == {}
+
+
+@pytest.fixture
+def tls_daemon(tmp_path):
+    from tests.real.virt import tls
+    pki = tls.TlsPki(tmp_path / 'pki')
+    instances = tmp_path / 'instances'
+    instances.mkdir()
+    started = tls.start_tls_daemon(tmp_path, instances, pki)
+    try:
+        yield started
+    finally:
+        tls.stop_tls_daemon(started)
+
+
+def test_resize_across_hosts_over_tls(tls_daemon, tiny_image):
+    """The same resize as test_resize_to_bigger_flavor_across_hosts, every
+    byte over TLS with certificates checked both ways."""
+    downloads, image_id, sent = _resize_across(tls_daemon, tiny_image, True)
+    assert downloads == {image_id: 1}
+    assert sent > 0
+
+
+def test_running_guest_200_mib_over_tls(tls_daemon, tmp_path):
+    """The 2 GiB base / 200 MiB overlay case over TLS: still only the
+    overlay crosses."""
+    base = tmp_path / 'base-2g.raw'
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', str(base), '2G'],
+                   check=True)
+    images.qemu_io(base, 'raw', 'write -P 0x5a 0 1024M',
+                   'write -P 0x6b 1024M 1024M')
+    _downloads, _image_id, sent = _resize_across(
+        tls_daemon, base, True, disk_format='raw', root_gb=2,
+        write=_write_200_mib_in_the_running_guest)
+    assert 200 * 1024 ** 2 <= sent < 260 * 1024 ** 2

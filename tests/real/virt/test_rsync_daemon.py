@@ -16,8 +16,10 @@ def _free_port():
 
 
 def start_daemon(workdir, instances, port, address='127.0.0.1',
-                 secret='right-secret'):
-    """Start an rsync daemon with novaext-rsyncd; return (command, pid)."""
+                 secret='right-secret', extra_conf=''):
+    """Start an rsync daemon with novaext-rsyncd; return (command, pid).
+
+    ``extra_conf``: more [novaext] lines (e.g. the TLS transport)."""
     secrets = workdir / 'rsyncd.secrets'
     secrets.write_text(f'nova:{secret}\n')
     secrets.chmod(0o600)
@@ -33,7 +35,7 @@ rsync_uid = root
 rsync_gid = root
 rsyncd_config_file = {workdir}/rsyncd.conf
 rsyncd_pid_file = {workdir}/rsyncd.pid
-""")
+{extra_conf}""")
     cmd = [os.path.join(os.path.dirname(sys.executable), 'novaext-rsyncd'),
            '--config-file', str(conf)]
     pid = int(subprocess.run(cmd + ['start'], check=True, text=True,

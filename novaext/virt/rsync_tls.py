@@ -1,0 +1,113 @@
+"""The optional TLS transport of the rsync copy channel.
+
+With ``[novaext]rsync_transport = tls`` every connection between compute
+hosts is TLS with certificates verified both ways, and no ssh keys:
+
+- server side: stunnel accepts TLS on ``rsync_tls_port``, requires a
+  client certificate issued by ``rsync_tls_ca_file``, and forwards to the
+  host's rsync daemon, which then listens on 127.0.0.1 only and admits
+  only 127.0.0.1 (stunnel); a peer is admitted by its certificate;
+- client side: rsync reaches the peer through ``openssl s_client``
+  (rsync's RSYNC_CONNECT_PROG), presenting this host's certificate and
+  verifying the peer's against the same CA and the address (or name) it
+  dialled.
+
+The rsync password is still read from the password file; keys stay in
+their files (only their paths appear in arguments).
+"""
+
+import ipaddress
+import os
+import shlex
+import time
+
+from oslo_concurrency import processutils
+
+# The daemon behind stunnel: reachable from this host only.
+LOOPBACK = '127.0.0.1'
+
+
+class RsyncTlsConfigError(ValueError):
+    """The [novaext] TLS options cannot make a safe transport."""
+
+
+def check_files(cert_file, key_file, ca_file):
+    """Raise RsyncTlsConfigError unless all three are readable files."""
+    for option, path in (('rsync_tls_cert_file', cert_file),
+                         ('rsync_tls_key_file', key_file),
+                         ('rsync_tls_ca_file', ca_file)):
+        if not path or not os.path.isabs(path) or '\n' in path:
+            raise RsyncTlsConfigError(
+                f'{option} must be an absolute path with rsync_transport '
+                f'= tls (got {path!r})')
+        if not os.access(path, os.R_OK):
+            raise RsyncTlsConfigError(f'{option} {path} is not readable')
+
+
+def connect_program(host, port, cert_file, key_file, ca_file):
+    """The RSYNC_CONNECT_PROG that reaches ``host``:``port`` over TLS.
+
+    rsync runs it through the shell; every part is quoted. The peer's
+    certificate must chain to ``ca_file`` and name ``host`` (an IP address
+    in its subjectAltName when ``host`` is an address).
+    """
+    try:
+        ipaddress.ip_address(host)
+        verify_peer = ('-verify_ip', host)
+    except ValueError:
+        verify_peer = ('-verify_hostname', host)
+    args = ('openssl', 's_client', '-quiet', '-verify_quiet',
+            '-verify_return_error', '-verify', '4', '-CAfile', ca_file,
+            '-cert', cert_file, '-key', key_file, *verify_peer,
+            '-connect', f'{host}:{int(port)}')
+    return ' '.join(shlex.quote(a) for a in args)
+
+
+def render_stunnel_config(settings):
+    """The stunnel configuration for the daemon of ``settings``
+    (rsync_daemon.RsyncDaemonSettings with transport 'tls')."""
+    accept = (f'{settings.address}:{settings.tls_port}'
+              if settings.address else str(settings.tls_port))
+    return '\n'.join([
+        '; Written by novaext-rsyncd from nova.conf; edits are overwritten.',
+        f'pid = {settings.stunnel_pid_file}',
+        'foreground = no',
+        '',
+        '[novaext-rsync]',
+        f'accept = {accept}',
+        f'connect = {LOOPBACK}:{settings.port}',
+        f'cert = {settings.tls_cert_file}',
+        f'key = {settings.tls_key_file}',
+        f'CAfile = {settings.tls_ca_file}',
+        'requireCert = yes',
+        'verifyChain = yes',
+        'sslVersionMin = TLSv1.2',
+        '',
+    ])
+
+
+def stunnel_running_pid(settings):
+    try:
+        with open(settings.stunnel_pid_file) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def start_stunnel(settings, config_file):
+    """Write stunnel's config to ``config_file`` and start it unless it
+    runs; returns its PID."""
+    pid = stunnel_running_pid(settings)
+    if pid is not None:
+        return pid
+    with open(config_file, 'w') as f:
+        f.write(render_stunnel_config(settings))
+    processutils.execute('stunnel', config_file)
+    for _ in range(50):  # it writes its PID file once it has forked
+        pid = stunnel_running_pid(settings)
+        if pid is not None:
+            return pid
+        time.sleep(0.1)
+    raise RuntimeError(f'stunnel did not start from {config_file}')
