@@ -19,8 +19,8 @@ MiB written), on the same files in one run:
   base into one qcow2, then a copy of that file;
 - novaext-tls: the same push over the TLS transport
   (``rsync_transport = tls``: stunnel in front of a second daemon on the
-  same instances path, openssl s_client on the client, certificates
-  checked both ways);
+  same instances path, stunnel in client mode on the client,
+  certificates checked both ways);
 - floor: dd of the same bytes novaext sends (the overlay file).
 The overlay holds random (incompressible) data, as guest writes mostly
 are. novaext and the floor write through to disk (rsync --fsync, dd
@@ -127,17 +127,17 @@ def start_daemon(work, instances, tls_conf=None):
                              check=True, capture_output=True,
                              text=True).stdout)
     pids = [pid]
-    connect_program = None
+    tls_client_config = None
     if tls_conf:
         with open(os.path.join(work, 'stunnel.pid')) as f:
             pids.append(int(f.read().strip()))
-        connect_program = rsync_tls.connect_program(
+        tls_client_config = rsync_tls.client_config(
             '127.0.0.1', tls_conf['rsync_tls_port'],
             tls_conf['rsync_tls_cert_file'], tls_conf['rsync_tls_key_file'],
             tls_conf['rsync_tls_ca_file'])
     client = rsync_client.RsyncDaemonClient(
         '127.0.0.1', port, 'nova_instances', 'nova', password,
-        connect_program=connect_program)
+        tls_client_config=tls_client_config)
     return pids, client
 
 

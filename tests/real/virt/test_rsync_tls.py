@@ -36,7 +36,7 @@ def _client(daemon, pki, host='127.0.0.1', **conf):
     return rsync_client.RsyncDaemonClient(
         host, daemon['port'], 'nova_instances', 'nova', str(pw),
         io_timeout=10, connect_timeout=3,
-        connect_program=rsync_tls.connect_program(
+        tls_client_config=rsync_tls.client_config(
             host, opts['rsync_tls_port'], opts['rsync_tls_cert_file'],
             opts['rsync_tls_key_file'], opts['rsync_tls_ca_file']))
 
@@ -61,15 +61,16 @@ def test_client_with_a_certificate_of_another_ca_is_refused(tls_daemon,
     with pytest.raises(rsync_client.RsyncTransferError) as err:
         client.make_dir(INSTANCE)
     assert not (tls_daemon['instances'] / INSTANCE).exists()
-    assert 'failed' in str(err.value)
+    assert 'tlsv1 alert unknown ca' in str(err.value)
 
 
 def test_server_not_signed_by_our_ca_is_refused(tls_daemon, pki):
     """The client trusts only the intruder's CA: the real server's
     certificate does not verify, nothing is sent."""
     client = _client(tls_daemon, pki, ca=pki.other_ca)
-    with pytest.raises(rsync_client.RsyncTransferError):
+    with pytest.raises(rsync_client.RsyncTransferError) as err:
         client.make_dir(INSTANCE)
+    assert 'certificate verify failed' in str(err.value)
     assert not (tls_daemon['instances'] / INSTANCE).exists()
 
 
@@ -89,6 +90,23 @@ def test_plain_rsync_reaches_neither_port(tls_daemon, pki):
             capture_output=True, text=True, timeout=30)
         assert result.returncode != 0, (port, result.stderr)
     assert not (tls_daemon['instances'] / INSTANCE).exists()
+
+
+def test_server_certificate_must_name_the_address_dialled(tmp_path):
+    """A server certificate of our CA, but for another address (the
+    host's certificate names 127.0.0.2 only; it is dialled at 127.0.0.1):
+    refused before anything is sent."""
+    pki = tls.TlsPki(tmp_path / 'pki', addresses=('127.0.0.2',))
+    instances = tmp_path / 'instances'
+    instances.mkdir()
+    daemon = tls.start_tls_daemon(tmp_path, instances, pki)
+    try:
+        with pytest.raises(rsync_client.RsyncTransferError) as err:
+            _client(daemon, pki).make_dir(INSTANCE)
+        assert 'certificate verify failed' in str(err.value), err.value
+        assert not (instances / INSTANCE).exists()
+    finally:
+        tls.stop_tls_daemon(daemon)
 
 
 def test_daemon_listens_on_the_loopback_only(tls_daemon):

@@ -41,10 +41,11 @@ def make_host_cert(directory, name, ca, addresses=('127.0.0.1',
 class TlsPki:
     """One CA with a host certificate, and an intruder's CA with its own."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, addresses=('127.0.0.1', '127.0.0.2')):
+        """``addresses``: what the host certificate names."""
         directory.mkdir(exist_ok=True)
         self.ca = make_ca(directory, 'compute-ca')
-        self.host = make_host_cert(directory, 'compute', self.ca)
+        self.host = make_host_cert(directory, 'compute', self.ca, addresses)
         self.other_ca = make_ca(directory, 'intruder-ca')
         self.intruder = make_host_cert(directory, 'intruder', self.other_ca)
 
@@ -75,7 +76,10 @@ stunnel_pid_file = {workdir}/stunnel.pid
         stunnel_pid = int(f.read().strip())
     return {'cmd': cmd, 'port': port, 'tls_port': tls_port,
             'instances': instances, 'tmp': tmp_path, 'pid': pid,
-            'stunnel_pid': stunnel_pid, 'client_conf': conf}
+            'stunnel_pid': stunnel_pid, 'client_conf': conf,
+            'client_files': (conf['rsync_tls_cert_file'],
+                             conf['rsync_tls_key_file'],
+                             conf['rsync_tls_ca_file'])}
 
 
 def stop_tls_daemon(daemon):

@@ -60,26 +60,32 @@ def test_tls_port_must_not_be_the_daemon_port():
         _settings(tls_port=873)
 
 
-@pytest.mark.parametrize('host, check', [
-    ('10.0.0.7', '-verify_ip'), ('fd00::7', '-verify_ip'),
-    ('compute-2.example', '-verify_hostname')])
-def test_connect_program_verifies_the_peer_it_dials(host, check):
-    prog = rsync_tls.connect_program(host, 874, '/etc/t/host.pem',
-                                     '/etc/t/host.key', '/etc/t/ca.pem')
-    args = shlex.split(prog)
-    assert args[:2] == ['openssl', 's_client']
-    assert args[args.index(check) + 1] == host
-    assert args[args.index('-CAfile') + 1] == '/etc/t/ca.pem'
-    assert args[args.index('-cert') + 1] == '/etc/t/host.pem'
-    assert '-verify_return_error' in args
-    assert args[args.index('-connect') + 1] == f'{host}:874'
+@pytest.mark.parametrize('host, check, connect', [
+    ('10.0.0.7', 'checkIP = 10.0.0.7', 'connect = 10.0.0.7:874'),
+    ('fd00::7', 'checkIP = fd00::7', 'connect = [fd00::7]:874'),
+    ('compute-2.example', 'checkHost = compute-2.example',
+     'connect = compute-2.example:874')])
+def test_client_verifies_the_peer_it_dials(host, check, connect):
+    conf = rsync_tls.client_config(host, 874, '/etc/t/host.pem',
+                                   '/etc/t/host.key', '/etc/t/ca.pem')
+    lines = conf.splitlines()
+    assert check in lines and connect in lines
+    assert 'client = yes' in lines
+    assert 'verifyChain = yes' in lines
+    assert 'CAfile = /etc/t/ca.pem' in lines
+    assert 'cert = /etc/t/host.pem' in lines
+    assert not any(line.startswith('[') for line in lines)  # inetd mode
 
 
-def test_connect_program_quotes_what_the_shell_would_split():
-    prog = rsync_tls.connect_program('10.0.0.7', 874, '/etc/t/a b.pem',
-                                     '/etc/t/k;rm -rf x', '/etc/t/ca.pem')
-    args = shlex.split(prog)
-    assert '/etc/t/a b.pem' in args and '/etc/t/k;rm -rf x' in args
+def test_a_newline_cannot_inject_client_settings():
+    with pytest.raises(rsync_tls.RsyncTlsConfigError):
+        rsync_tls.client_config('10.0.0.7', 874, '/etc/t/h.pem\nverifyChain'
+                                ' = no', '/etc/t/k', '/etc/t/ca.pem')
+
+
+def test_connect_program_quotes_the_config_path():
+    prog = rsync_tls.connect_program('/tmp/a b;rm -rf x/client.conf')
+    assert shlex.split(prog) == ['stunnel', '/tmp/a b;rm -rf x/client.conf']
 
 
 def test_client_files_must_be_readable(tmp_path):
