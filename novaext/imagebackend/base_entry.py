@@ -69,6 +69,15 @@ def present(path):
     return True
 
 
+def refuse_untrusted(path):
+    """Raise UntrustedBaseEntry when something that is not a base stands
+    at ``path``; nothing there, or a base, passes. (It asks lstat only,
+    so Nova's own calls to os.path.exists stay exactly Nova's.)"""
+    wrong = refusal(path)
+    if wrong is not None:
+        raise UntrustedBaseEntry(path=path, what=wrong)
+
+
 def refusal(path):
     """Why the entry at ``path`` is not a base, or None when it is one or
     nothing is there (for scans that skip what they must not touch)."""

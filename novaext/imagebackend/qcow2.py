@@ -196,13 +196,13 @@ class ExtQcow2(NovaQcow2):
         image_id = kwargs.get('image_id')
         # Whatever the path, nothing is done through a base entry that is
         # not a base (Nova's own cache would time-stamp through a link).
-        named_base_present = base_entry.present(
-            os.path.join(base_dir(), filename))
+        base_entry.refuse_untrusted(os.path.join(base_dir(), filename))
         if context is None or image_id is None:
             # ephemeral, swap, or a copy from another host: Nova's path
             return super().cache(fetch_func, filename, size, safe, *args,
                                  **kwargs)
-        if self.exists() and named_base_present:
+        if self.exists() and base_entry.present(
+                os.path.join(base_dir(), filename)):
             # Nova's own "nothing to fetch" case, decided as Nova does.
             return super().cache(fetch_func, filename, size, safe, *args,
                                  **kwargs)
