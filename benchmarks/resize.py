@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from novaext.virt import rsync_client  # noqa: E402
 from novaext.virt import rsync_tls  # noqa: E402
-from tests.real.virt import tls  # noqa: E402
+from realhost import tls  # noqa: E402
 
 MiB = 1024 ** 2
 # The destination's instance directory (the daemon takes uuid names only).

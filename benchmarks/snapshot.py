@@ -35,14 +35,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-from tests.real import runtime  # noqa: E402
+from realhost import runtime  # noqa: E402
 
 PROBLEM = runtime.prepare()
 
 from nova.virt.libvirt import driver as libvirt_driver  # noqa: E402
 
-from tests.real import harness  # noqa: E402
-from tests.real.virt import snapshots  # noqa: E402
+from realhost import harness  # noqa: E402
+from realhost import snapshots  # noqa: E402
 
 MiB = 1024 ** 2
 TARGET = 1.1

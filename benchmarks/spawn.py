@@ -31,11 +31,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-from tests.real import runtime  # noqa: E402
+from realhost import runtime  # noqa: E402
 
 PROBLEM = runtime.prepare()
 
-from tests.real import harness  # noqa: E402
+from realhost import harness  # noqa: E402
 
 MiB = 1024 ** 2
 CONCURRENT = 8

@@ -33,15 +33,15 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
-from tests.real import runtime  # noqa: E402
+from realhost import runtime  # noqa: E402
 
 PROBLEM = runtime.prepare()
 
 import libvirt  # noqa: E402
 from nova import objects  # noqa: E402
 
-from tests.real import harness  # noqa: E402
-from tests.real.virt import snapshots  # noqa: E402
+from realhost import harness  # noqa: E402
+from realhost import snapshots  # noqa: E402
 
 MiB = 1024 ** 2
 progress_log = logging.getLogger('novaext.virt.transfer_progress')
@@ -116,13 +116,13 @@ class Hosts:
     """Two compute hosts on this machine sharing one image service."""
 
     def __init__(self, work):
-        from tests.real.virt import test_rsync_daemon
+        from realhost import rsyncd
         self.work = work
         self.images = {}  # image id -> (file, disk_format, properties)
         self.daemons = {}
         # Like real compute hosts: every daemon on the same port, each on
         # its host's own address.
-        self.port = test_rsync_daemon._free_port()
+        self.port = rsyncd.free_port()
         self.password = os.path.join(work, 'rsync.password')
         with open(os.open(self.password, os.O_WRONLY | os.O_CREAT, 0o600),
                   'w') as f:
@@ -135,11 +135,11 @@ class Hosts:
         """An rsync daemon rooted at host ``name``'s instances_path."""
         import pathlib
 
-        from tests.real.virt import test_rsync_daemon
+        from realhost import rsyncd
         workdir = pathlib.Path(self.work, f'rsyncd-{name}')
         workdir.mkdir()
         os.makedirs(self.path(name), exist_ok=True)
-        _cmd, pid = test_rsync_daemon.start_daemon(
+        _cmd, pid = rsyncd.start_daemon(
             workdir, self.path(name), self.port, address=address,
             secret='demo-secret')
         self.daemons[name] = pid
@@ -328,7 +328,7 @@ def cloud_disk(step, host, instance, work):
     """Attach a tgt LUN, grow it online, detach it (QEMU's initiator)."""
     import pathlib
 
-    from tests.real.tgt import Lun
+    from realhost.tgt import Lun
     host.conf_group('novaext', clouddisk_attach_mode='qemu')
     with step('create a 64 MiB iSCSI LUN with CHAP on tgtd (127.0.0.1)'):
         lun = Lun(pathlib.Path(work), 970,

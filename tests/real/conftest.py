@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from tests.real import harness
+from realhost import harness
 
 
 def pytest_collection_modifyitems(config, items):

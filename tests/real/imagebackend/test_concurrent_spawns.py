@@ -3,7 +3,7 @@
 import concurrent.futures
 import os
 
-from tests.real import harness
+from realhost import harness
 from tests.real.imagebackend import images
 
 SPAWNS = 8

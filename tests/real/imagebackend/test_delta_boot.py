@@ -4,7 +4,7 @@ import os
 
 import libvirt
 
-from tests.real import harness
+from realhost import harness
 from tests.real.imagebackend import images
 
 

@@ -13,7 +13,7 @@ import os
 
 from nova import objects
 
-from tests.real import harness
+from realhost import harness
 from tests.real.imagebackend import images
 
 

@@ -2,7 +2,7 @@
 
 import os
 
-from tests.real import harness
+from realhost import harness
 
 
 def test_root_ephemeral_and_swap_overlays_on_their_own_bases(

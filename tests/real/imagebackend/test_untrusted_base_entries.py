@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from novaext.imagebackend import base_entry
-from tests.real import harness
+from realhost import harness
 
 VICTIM_MTIME = 1_000_000
 

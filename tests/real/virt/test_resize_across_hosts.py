@@ -15,10 +15,10 @@ import pytest
 from nova import objects
 
 from novaext.virt import rsync_client
-from tests.real import harness
+from realhost import harness
+from realhost import rsyncd
+from realhost import snapshots
 from tests.real.imagebackend import images
-from tests.real.virt import snapshots
-from tests.real.virt import test_rsync_daemon
 from tests.real.virt.test_rsync_daemon import daemon  # noqa: F401
 
 
@@ -148,11 +148,11 @@ def source_daemon(daemon):  # noqa: F811
     """The source host's rsync daemon, on 127.0.0.2 and the same port."""
     src_dir = daemon['tmp'] / 'src-daemon'
     src_dir.mkdir()
-    _cmd, pid = test_rsync_daemon.start_daemon(
+    _cmd, pid = rsyncd.start_daemon(
         src_dir, daemon['tmp'] / 'src-instances', daemon['port'],
         address='127.0.0.2')
     yield '127.0.0.2'
-    test_rsync_daemon.stop_daemon(pid)
+    rsyncd.stop_daemon(pid)
 
 
 def _compute_node_at(host, address):
@@ -207,16 +207,22 @@ def _write_200_mib_in_the_running_guest(src, instance):
                    'read -P 0x5a 50M 1M', force_share=True)
 
 
-def test_running_guest_on_2_gib_base_moves_only_its_200_mib(
-        daemon, tmp_path):  # noqa: F811
-    """A running guest on a 2 GiB (fully written) base with 200 MiB
-    written in its overlay: about 200 MiB cross, not the base, and the
-    guest runs on the destination with the same disk content."""
+def _full_2_gib_base(tmp_path):
+    """A raw 2 GiB image written everywhere (two patterns)."""
     base = tmp_path / 'base-2g.raw'
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', str(base), '2G'],
                    check=True)
     images.qemu_io(base, 'raw', 'write -P 0x5a 0 1024M',
                    'write -P 0x6b 1024M 1024M')
+    return base
+
+
+def test_running_guest_on_2_gib_base_moves_only_its_200_mib(
+        daemon, tmp_path):  # noqa: F811
+    """A running guest on a 2 GiB (fully written) base with 200 MiB
+    written in its overlay: about 200 MiB cross, not the base, and the
+    guest runs on the destination with the same disk content."""
+    base = _full_2_gib_base(tmp_path)
     _downloads, _image_id, sent = _resize_across(
         daemon, base, True, disk_format='raw', root_gb=2,
         write=_write_200_mib_in_the_running_guest)
@@ -361,19 +367,6 @@ def test_delta_booted_resize_with_the_image_service_down(
     assert downloads == {}
 
 
-@pytest.fixture
-def tls_daemon(tmp_path):
-    from tests.real.virt import tls
-    pki = tls.TlsPki(tmp_path / 'pki')
-    instances = tmp_path / 'instances'
-    instances.mkdir()
-    started = tls.start_tls_daemon(tmp_path, instances, pki)
-    try:
-        yield started
-    finally:
-        tls.stop_tls_daemon(started)
-
-
 def test_resize_across_hosts_over_tls(tls_daemon, tiny_image):
     """The same resize as test_resize_to_bigger_flavor_across_hosts, every
     byte over TLS with certificates checked both ways."""
@@ -385,11 +378,7 @@ def test_resize_across_hosts_over_tls(tls_daemon, tiny_image):
 def test_running_guest_200_mib_over_tls(tls_daemon, tmp_path):
     """The 2 GiB base / 200 MiB overlay case over TLS: still only the
     overlay crosses."""
-    base = tmp_path / 'base-2g.raw'
-    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', str(base), '2G'],
-                   check=True)
-    images.qemu_io(base, 'raw', 'write -P 0x5a 0 1024M',
-                   'write -P 0x6b 1024M 1024M')
+    base = _full_2_gib_base(tmp_path)
     _downloads, _image_id, sent = _resize_across(
         tls_daemon, base, True, disk_format='raw', root_gb=2,
         write=_write_200_mib_in_the_running_guest)

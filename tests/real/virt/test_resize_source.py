@@ -225,20 +225,20 @@ def full_daemon(tmp_path):
     """A destination daemon whose instances_path is a 4 MiB tmpfs."""
     import subprocess
 
-    from tests.real.virt import test_rsync_daemon
+    from realhost import rsyncd
 
     instances = tmp_path / 'small-instances'
     instances.mkdir()
     subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs',
                     str(instances)], check=True)
     try:
-        port = test_rsync_daemon._free_port()
-        cmd, pid = test_rsync_daemon.start_daemon(tmp_path, instances, port)
+        port = rsyncd.free_port()
+        cmd, pid = rsyncd.start_daemon(tmp_path, instances, port)
         try:
             yield {'cmd': cmd, 'port': port, 'instances': instances,
                    'tmp': tmp_path, 'pid': pid}
         finally:
-            test_rsync_daemon.stop_daemon(pid)
+            rsyncd.stop_daemon(pid)
     finally:
         subprocess.run(['umount', str(instances)], check=True)
 

@@ -7,25 +7,9 @@ import pytest
 
 from novaext.virt import rsync_client
 from novaext.virt import rsync_tls
-from tests.real.virt import tls
+from realhost import tls
 
 INSTANCE = '11111111-2222-3333-4444-555555555555'
-
-
-@pytest.fixture
-def pki(tmp_path):
-    return tls.TlsPki(tmp_path / 'pki')
-
-
-@pytest.fixture
-def tls_daemon(tmp_path, pki):
-    instances = tmp_path / 'instances'
-    instances.mkdir()
-    daemon = tls.start_tls_daemon(tmp_path, instances, pki)
-    try:
-        yield daemon
-    finally:
-        tls.stop_tls_daemon(daemon)
 
 
 def _client(daemon, pki, host='127.0.0.1', **conf):

@@ -9,9 +9,9 @@ import pytest
 
 from novaext.imagebackend import image_safety
 from novaext.virt import snapshot_extract
-from tests.real import harness
+from realhost import harness
+from realhost import snapshots
 from tests.real.imagebackend import images
-from tests.real.virt import snapshots
 
 RUNNING = libvirt.VIR_DOMAIN_RUNNING
 PAUSED = libvirt.VIR_DOMAIN_PAUSED

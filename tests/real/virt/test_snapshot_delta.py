@@ -6,9 +6,9 @@ import os
 import subprocess
 
 from novaext.imagebackend import image_safety
-from tests.real import harness
+from realhost import harness
+from realhost import snapshots
 from tests.real.imagebackend import images
-from tests.real.virt import snapshots
 
 MiB = 1024 ** 2
 WRITTEN = 32 * MiB

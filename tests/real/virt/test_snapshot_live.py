@@ -11,9 +11,9 @@ from lxml import etree
 from nova.compute import task_states
 
 from novaext.virt import snapshot_live
-from tests.real import harness
+from realhost import harness
+from realhost import snapshots
 from tests.real.imagebackend import images
-from tests.real.virt import snapshots
 
 
 def _running_guest(real_host, tiny_image):

@@ -4,7 +4,7 @@ import os
 
 import libvirt
 
-from tests.real import harness
+from realhost import harness
 
 
 def test_spawn_runs_domain_on_qcow2_overlay_of_base_then_destroy_cleans(

@@ -7,7 +7,7 @@ from lxml import etree
 from nova import exception
 
 from novaext.volume import clouddisk
-from tests.real.tgt import Lun
+from realhost.tgt import Lun
 
 MiB = 1024 ** 2
 

@@ -9,8 +9,7 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def prepare(start_services=True):
@@ -21,7 +20,7 @@ def prepare(start_services=True):
     from nova import monkey_patch
     monkey_patch.patch(backend='threading')
 
-    from tests.real import harness
+    from realhost import harness
     problem = harness.environment_problem()
     if problem and start_services and os.geteuid() == 0:
         print(f'{problem}: starting services with scripts/start-services',

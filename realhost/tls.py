@@ -4,7 +4,7 @@ import os
 import signal
 import subprocess
 
-from tests.real.virt import test_rsync_daemon
+from realhost import rsyncd
 
 
 def _openssl(*args):
@@ -61,8 +61,8 @@ class TlsPki:
 def start_tls_daemon(tmp_path, instances, pki):
     """A daemon behind stunnel, started by novaext-rsyncd; returns the
     fixture dict the resize tests take (``port`` is the TLS port)."""
-    port = test_rsync_daemon._free_port()
-    tls_port = test_rsync_daemon._free_port()
+    port = rsyncd.free_port()
+    tls_port = rsyncd.free_port()
     workdir = tmp_path / 'tls-daemon'
     workdir.mkdir()
     conf = pki.client_conf(tls_port)
@@ -70,7 +70,7 @@ def start_tls_daemon(tmp_path, instances, pki):
 stunnel_config_file = {workdir}/stunnel.conf
 stunnel_pid_file = {workdir}/stunnel.pid
 """
-    cmd, pid = test_rsync_daemon.start_daemon(workdir, instances, port,
+    cmd, pid = rsyncd.start_daemon(workdir, instances, port,
                                               extra_conf=extra)
     with open(workdir / 'stunnel.pid') as f:
         stunnel_pid = int(f.read().strip())

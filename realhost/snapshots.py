@@ -8,7 +8,7 @@ import time
 import libvirt
 import libvirt_qemu
 
-from tests.real import harness
+from realhost import harness
 
 
 def _device_of(info, disk_name):
