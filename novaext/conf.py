@@ -154,7 +154,21 @@ SNAPSHOT_OPTS = [
              'upload of a snapshot.'),
 ]
 
-ALL_OPTS = RSYNC_OPTS + SNAPSHOT_OPTS + CLOUDDISK_OPTS
+IMAGE_CACHE_OPTS = [
+    cfg.BoolOpt(
+        'verify_bases', default=True,
+        help='Use a base in the image cache (_base) only once it is '
+             'verified: a download is hashed as it arrives and its size '
+             'and hash compared with the image service\'s (os_hash_algo/'
+             'os_hash_value, else checksum); a base pulled from a peer is '
+             'checked against the image service or the peer\'s record; '
+             'the result is recorded beside the base (<name>.verified). A '
+             'base that fails is moved aside (<name>.quarantined-<time>) '
+             'and fetched again. False: Nova\'s own download, no '
+             'records, no checks.'),
+]
+
+ALL_OPTS = RSYNC_OPTS + SNAPSHOT_OPTS + CLOUDDISK_OPTS + IMAGE_CACHE_OPTS
 
 
 def register_opts(conf):

@@ -131,18 +131,29 @@ class RealComputeHost(fixtures.Fixture):
 
         With ``by_reference`` the service keeps only the path and each
         download copies the file (for images too big to hold in memory).
+        Like Glance, the service records the image's size and its hash
+        (``os_hash_algo``/``os_hash_value``, algorithm ``hash_algo``).
         """
         meta = {'id': image_id or str(uuid.uuid4()), 'name': name,
                 'disk_format': disk_format,
                 'container_format': 'bare', 'status': 'active',
                 'visibility': 'public', 'size': os.path.getsize(path),
-                'properties': properties or {}}
+                'properties': properties or {},
+                **self._multihash(path)}
         if by_reference:
             image_id = self.images.create(self.context, meta)['id']
             self._image_files[image_id] = path
             return image_id
         with open(path, 'rb') as data:
             return self.images.create(self.context, meta, data=data)['id']
+
+    # Glance's default [DEFAULT]hashing_algorithm
+    hash_algo = 'sha512'
+
+    def _multihash(self, path):
+        with open(path, 'rb') as f:
+            value = hashlib.file_digest(f, self.hash_algo).hexdigest()
+        return {'os_hash_algo': self.hash_algo, 'os_hash_value': value}
 
     def image_service_down(self):
         """From now on the image service does not answer (any call)."""
@@ -156,12 +167,24 @@ class RealComputeHost(fixtures.Fixture):
     def _download(self, context, image_id, data=None, dst_path=None,
                   trusted_certs=None):
         path = self._image_files.get(image_id)
-        if path is None or dst_path is None:
+        if path is None:
             result = self._fixture_download(
                 context, image_id, data=data, dst_path=dst_path,
                 trusted_certs=trusted_certs)
         else:
-            shutil.copyfile(path, dst_path)
+            # As Nova's client of Glance does: a stream of 64 KiB chunks
+            # written to ``data``, or to ``dst_path``, fsync'd.
+            self.images.show(context, image_id)
+            with open(path, 'rb') as source:
+                out = data if data is not None else open(dst_path, 'wb')
+                try:
+                    for chunk in iter(lambda: source.read(65536), b''):
+                        out.write(chunk)
+                finally:
+                    if data is None:
+                        out.flush()
+                        os.fsync(out.fileno())
+                        out.close()
             result = None
         with self._downloads_lock:
             self.downloads[image_id] = self.downloads.get(image_id, 0) + 1
@@ -190,6 +213,7 @@ class RealComputeHost(fixtures.Fixture):
             self._image_files[image_id] = path
             self.uploads[image_id] = size
             image['size'] = size
+            image.update(self._multihash(path))
         return image
 
     def uploaded_file(self, image_id):

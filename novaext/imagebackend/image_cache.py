@@ -13,7 +13,10 @@ alone: Nova's scan would time-stamp or remove through them.
 
 It also removes what a crashed download, pull from a peer or legacy
 restore leaves in ``_base`` (``<name>.part``, Nova's ``<name>.converted``),
-which Nova's scan never looks at; everything else is Nova's.
+and the verified-base records (``<name>.verified``) whose base is gone,
+which Nova's scan never looks at; quarantined bases
+(``<name>.quarantined-<time>``) are the operator's and stay. Everything
+else is Nova's.
 """
 
 import os
@@ -25,6 +28,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from novaext.imagebackend import base_entry
+from novaext.imagebackend import verified_base
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -71,6 +75,32 @@ class ExtImageCacheManager(imagecache.ImageCacheManager):
         base_dir = self._get_base()
         if base_dir and CONF.image_cache.remove_unused_base_images:
             self.remove_stale_partial_files(base_dir)
+            self.remove_orphan_markers(base_dir)
+
+    def remove_orphan_markers(self, base_dir):
+        """Remove the ``<name>.verified`` records whose base is gone (a
+        record is written after its base is in place, and removed before
+        its base is moved aside).
+
+        :returns: the names removed
+        """
+        removed = []
+        suffix = verified_base.MARKER_SUFFIX
+        for name in sorted(os.listdir(base_dir)):
+            if not name.endswith(suffix):
+                continue
+            base = os.path.join(base_dir, name[:-len(suffix)])
+            if os.path.lexists(base):
+                continue
+            try:
+                os.unlink(os.path.join(base_dir, name))
+            except FileNotFoundError:
+                continue
+            removed.append(name)
+        if removed:
+            LOG.info('Removed records of removed bases: %s',
+                     ', '.join(removed))
+        return removed
 
     def remove_stale_partial_files(self, base_dir, now=None):
         """Remove the partial files in ``base_dir`` whose status has not

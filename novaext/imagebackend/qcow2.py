@@ -29,6 +29,7 @@ from novaext.imagebackend import delta_base
 from novaext.imagebackend import image_kind
 from novaext.imagebackend import image_safety
 from novaext.imagebackend import legacy_base
+from novaext.imagebackend import verified_base
 from novaext.imagebackend.cache_plan import Purpose
 from novaext.imagebackend.cache_plan import Step
 
@@ -38,6 +39,9 @@ LOG = logging.getLogger(__name__)
 # Nova's own class, held here: Nova's parity tests (tests/conformance.py)
 # point the name nova.virt.libvirt.imagebackend.Qcow2 at ExtQcow2.
 NovaQcow2 = imagebackend.Qcow2
+# The fetch Nova's driver hands to cache() for image bases; replaced by
+# the verified one (anything else, a test's stand-in included, is kept).
+NOVA_FETCH_IMAGE = libvirt_utils.fetch_image
 
 
 def register(backend, use_cow_images):
@@ -70,6 +74,8 @@ def fetch_base_by_sha1(context, base_path, base_sha1, lock_path,
     @utils.synchronized(base_sha1, external=True, lock_path=lock_path)
     def fetch_once():
         if base_entry.present(base_path):
+            _check_base_of_delta(context, base_path, base_sha1,
+                                 delta_image_id, trusted_certs)
             return
         base_id = delta_base.find_base_image_id(
             context, glance.API(), base_sha1, delta_image_id)
@@ -77,8 +83,8 @@ def fetch_base_by_sha1(context, base_path, base_sha1, lock_path,
                  'from image %(id)s',
                  {'base': base_sha1, 'delta': delta_image_id, 'id': base_id})
         try:
-            libvirt_utils.fetch_image(context, base_path, base_id,
-                                      trusted_certs)
+            verified_base.make_base(context, base_path, base_id,
+                                    trusted_certs)
         except exception.ImageUnacceptable as e:
             raise exception.ImageUnacceptable(
                 image_id=delta_image_id,
@@ -94,10 +100,61 @@ def fetch_image_base(context, base_path, image_id, lock_path,
     @utils.synchronized(os.path.basename(base_path), external=True,
                         lock_path=lock_path)
     def fetch_once():
-        if not base_entry.present(base_path):
-            libvirt_utils.fetch_image(context, base_path, image_id,
-                                      trusted_certs)
+        if base_entry.present(base_path):
+            verified_base.check(context, base_path, image_id,
+                                trusted_certs=trusted_certs)
+        else:
+            verified_base.make_base(context, base_path, image_id,
+                                    trusted_certs)
     fetch_once()
+
+
+def _check_base_of_delta(context, base_path, base_sha1, delta_image_id,
+                         trusted_certs):
+    """verified_base.check for a delta's base, whose image is found by its
+    sha1 only when the base has no fitting record (call under its lock)."""
+    if (not CONF.novaext.verify_bases or
+            verified_base.fitting_marker(base_path) is not None):
+        return
+    try:
+        base_id = delta_base.find_base_image_id(
+            context, glance.API(), base_sha1, delta_image_id)
+    except (exception.ImageNotFound, exception.GlanceConnectionFailed) as e:
+        LOG.warning('Base %(base)s of delta snapshot %(delta)s has no '
+                    'record of being verified and the image service cannot '
+                    'verify it (%(err)s): using it as Nova does',
+                    {'base': base_path, 'delta': delta_image_id, 'err': e})
+        return
+    verified_base.check(context, base_path, base_id,
+                        trusted_certs=trusted_certs)
+
+
+def verify_present_base(context, name, image_id, lock_path,
+                        image=None, trusted_certs=None):
+    """Before an image base ``_base/name`` that is here backs a disk or
+    is a rebase target: verified_base.check under the base's lock (for a
+    delta's base, its image is found by sha1). Legacy ``<sha1>_<GB>``
+    bases are copies of a checked base; other names are not image bases.
+    """
+    path = os.path.join(base_dir(), name)
+    if not image_kind.is_sha1(name) or not os.path.lexists(path):
+        return
+
+    @utils.synchronized(name, external=True, lock_path=lock_path)
+    def check_once():
+        if name == delta_base.image_id_sha1(image_id):
+            verified_base.check(context, path, image_id, image,
+                                trusted_certs)
+        else:
+            _check_base_of_delta(context, path, name, image_id,
+                                 trusted_certs)
+    check_once()
+
+
+def _verified_fetch(target, context, image_id, trusted_certs=None, *,
+                    image, **kwargs):
+    """Nova's fetch_func contract, downloading a verified base."""
+    verified_base.make_base(context, target, image_id, trusted_certs, image)
 
 
 def _base_must_exist(target, *args, **kwargs):
@@ -151,6 +208,9 @@ class _DeltaBoot:
     def _touch_base(self):
         if not base_entry.present(self.base):
             return
+        verify_present_base(self.context, os.path.basename(self.base),
+                            self.image_id, self.disk.lock_path,
+                            trusted_certs=self.trusted_certs)
         try:
             os.utime(self.base, None)
         except PermissionError:
@@ -203,7 +263,10 @@ class ExtQcow2(NovaQcow2):
                                  **kwargs)
         if self.exists() and base_entry.present(
                 os.path.join(base_dir(), filename)):
-            # Nova's own "nothing to fetch" case, decided as Nova does.
+            # Nova's own "nothing to fetch" case, decided as Nova does
+            # (a resize destination: the disk was just rebased onto it).
+            verify_present_base(context, filename, image_id, self.lock_path,
+                                trusted_certs=kwargs.get('trusted_certs'))
             return super().cache(fetch_func, filename, size, safe, *args,
                                  **kwargs)
         present = self.present_backing()
@@ -213,6 +276,8 @@ class ExtQcow2(NovaQcow2):
             # down), as in Nova. Nova's path with the disk's own base name
             # only grows the disk; for a delta-snapshot instance that base
             # is the delta's base, not sha1(image id).
+            verify_present_base(context, present, image_id, self.lock_path,
+                                trusted_certs=kwargs.get('trusted_certs'))
             return super().cache(fetch_func, present, size, safe, *args,
                                  **kwargs)
         try:
@@ -253,6 +318,10 @@ class ExtQcow2(NovaQcow2):
         steps = cache_plan.steps_for(kind, purpose, self.exists(),
                                      base_present)
         if steps == (Step.NOVA_CACHE,):
+            verify_present_base(context, filename, image_id, self.lock_path,
+                                image, kwargs.get('trusted_certs'))
+            if fetch_func is NOVA_FETCH_IMAGE:
+                fetch_func = functools.partial(_verified_fetch, image=image)
             return super().cache(fetch_func, filename, size, safe, *args,
                                  **kwargs)
         LOG.debug('Disk %(path)s from %(kind)s %(id)s, %(purpose)s: '

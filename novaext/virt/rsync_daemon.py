@@ -55,7 +55,7 @@ MODULE_RULES = {
     'base': (
         'read only = yes',
         'write only = no',
-        f'filter = + {_SHA1} + {_SHA1}_[0-9]* - *',
+        f'filter = + {_SHA1} + {_SHA1}_[0-9]* + {_SHA1}.verified - *',
         'refuse options = list-only dirs recursive',
     ),
 }

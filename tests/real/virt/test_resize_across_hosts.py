@@ -7,11 +7,14 @@ driver. The guest runs there with the same disk content, on a base it
 fetched itself, grown to the bigger flavor.
 """
 
+import hashlib
+import json
 import os
 import subprocess
 
 import libvirt
 import pytest
+from nova import exception
 from nova import objects
 
 from novaext.virt import rsync_client
@@ -383,3 +386,59 @@ def test_running_guest_200_mib_over_tls(tls_daemon, tmp_path):
         tls_daemon, base, True, disk_format='raw', root_gb=2,
         write=_write_200_mib_in_the_running_guest)
     assert 200 * 1024 ** 2 <= sent < 260 * 1024 ** 2
+
+
+def test_a_base_pulled_from_the_peer_is_checked_against_its_record(
+        daemon, source_daemon, tiny_image):  # noqa: F811
+    """Image gone from the image service: the base pulled from the source
+    is checked against the source's record of it, and recorded here."""
+    def recorded_here(_source_dir, dest_dir):
+        base = os.path.join(os.path.dirname(dest_dir), '_base',
+                            harness.base_name(image_id))
+        with open(base + '.verified') as f:
+            marker = json.load(f)
+        with open(base, 'rb') as f:
+            assert marker['base_digest'] == hashlib.file_digest(
+                f, marker['base_algo']).hexdigest()
+        assert marker['ino'] == os.stat(base).st_ino
+    image_id = None
+
+    def upload(host, wanted_id):
+        nonlocal image_id
+        image_id = host.upload_image(str(tiny_image), 'qcow2',
+                                     image_id=wanted_id, by_reference=True)
+        return image_id
+
+    _resize_across(daemon, tiny_image, False, source_host='src_host',
+                   prepare_destination=_compute_node_at('src_host',
+                                                        source_daemon),
+                   upload=upload, check=recorded_here)
+
+
+def test_a_base_altered_on_the_peer_is_refused(
+        daemon, source_daemon, tiny_image):  # noqa: F811
+    """The source's base was changed in place after it was recorded (same
+    file, same size): the pulled bytes do not match the record, the
+    destination refuses them before any guest starts, and the source keeps
+    everything it needs to revert."""
+    src_base_dir = daemon['tmp'] / 'src-instances' / '_base'
+    dst_base_dir = daemon['instances'] / '_base'
+
+    def alter_source_base(dst, image_id):
+        _compute_node_at('src_host', source_daemon)(dst, image_id)
+        with open(src_base_dir / harness.base_name(image_id), 'r+b') as f:
+            f.write(b'\xff' * 512)
+
+    with pytest.raises(exception.ImageUnacceptable) as err:
+        _resize_across(daemon, tiny_image, False, source_host='src_host',
+                       prepare_destination=alter_source_base)
+
+    text = str(err.value)
+    assert 'pulled from the peer was refused' in text
+    assert 'the peer recorded' in text
+    names = os.listdir(dst_base_dir) if dst_base_dir.exists() else []
+    assert [n for n in names if not n.startswith(('ephemeral', 'swap'))] \
+        == [], names
+    resize_dirs = list((daemon['tmp'] / 'src-instances').glob('*_resize'))
+    assert len(resize_dirs) == 1
+    assert (resize_dirs[0] / 'disk').exists()

@@ -102,7 +102,8 @@ def test_base_module_serves_base_names_read_only_and_lists_nothing():
     assert 'list = no' in module
     assert 'refuse options = list-only dirs recursive' in module
     sha1 = '/' + '[0-9a-f]' * 40
-    assert f'filter = + {sha1} + {sha1}_[0-9]* - *' in module
+    assert (f'filter = + {sha1} + {sha1}_[0-9]* + {sha1}.verified - *'
+            in module)
 
 
 def test_both_modules_authenticate_and_admit_only_compute_hosts():
