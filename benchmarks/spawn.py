@@ -8,7 +8,13 @@ Run from the repo root in the project's environment:
 Each case spawns a guest on the real libvirtd (QEMU, software emulation)
 through novaext's driver, and then through Nova 34's own
 libvirt.LibvirtDriver on an instances_path of its own, from a raw image
-of the given size, full of data, served by the in-process image service.
+of the given size, full of data, served by the in-process image service
+(a stream of 64 KiB chunks, as Nova's Glance client delivers it, with
+Glance's multihash recorded). novaext runs three ways: verifying bases
+against the image service's sha512 (Glance's default hashing_algorithm),
+against sha256 (a Glance with hashing_algorithm = sha256), and with
+verify_bases off (Nova's own download): the cost of hashing is the first
+two beside the third.
 "not cached" starts with an empty _base (the image is downloaded);
 "cached" finds the base in _base,
 so the time is the overlay and the domain start, and must not grow with
@@ -39,9 +45,12 @@ from realhost import harness  # noqa: E402
 
 MiB = 1024 ** 2
 CONCURRENT = 8
-# (path label, compute_driver): this project, then Nova 34's own driver.
-DRIVERS = [('novaext', 'novaext.ExtLibvirtDriver'),
-           ('nova34', 'libvirt.LibvirtDriver')]
+# (path label, compute_driver, [novaext] verify_bases, image service's
+# hash algorithm): this project three ways, then Nova 34's own driver.
+DRIVERS = [('novaext', 'novaext.ExtLibvirtDriver', True, 'sha512'),
+           ('novaext-sha256', 'novaext.ExtLibvirtDriver', True, 'sha256'),
+           ('noverify', 'novaext.ExtLibvirtDriver', False, 'sha512'),
+           ('nova34', 'libvirt.LibvirtDriver', None, 'sha512')]
 
 
 def make_image(path, size_mib):
@@ -119,12 +128,15 @@ def main():
             make_image(image, size)
             floors.append({'base_mib': size, 'seconds': statistics.median(
                 copy_floor(image, work) for _ in range(args.repeat))})
-        for path, driver in DRIVERS:
+        for path, driver, verify, hash_algo in DRIVERS:
             host = harness.RealComputeHost(
                 'bench-host', instances_path=os.path.join(work, path),
                 compute_driver=driver)
+            host.hash_algo = hash_algo
             host.setUp()
             try:
+                if verify is not None:
+                    host.conf_group('novaext', verify_bases=verify)
                 for size in sizes:
                     image_id = host.upload_image(
                         os.path.join(work, f'base-{size}.raw'), 'raw',
@@ -150,16 +162,24 @@ def main():
     print(f'\nspawn, median of {args.repeat} (QEMU TCG, '
           f'{os.cpu_count()} cores): novaext.ExtLibvirtDriver beside '
           f"Nova 34's libvirt.LibvirtDriver")
-    print(f'{"path":>8} {"base MiB":>9} {"not cached s":>13} '
+    print(f'{"path":>14} {"base MiB":>9} {"not cached s":>13} '
           f'{"cached s":>9} {"copy floor s":>13} {"uncached/floor":>15}')
-    for path, _driver in DRIVERS:
+    for path, *_ in DRIVERS:
         for size in sizes:
             seconds = {c['cached']: c['seconds'] for c in cases
                        if c['path'] == path and c['base_mib'] == size}
             floor = floor_by_size[size]
             ratio = seconds[False] / floor if floor else float('nan')
-            print(f'{path:>8} {size:>9} {seconds[False]:>13.2f} '
+            print(f'{path:>14} {size:>9} {seconds[False]:>13.2f} '
                   f'{seconds[True]:>9.2f} {floor:>13.2f} {ratio:>15.1f}')
+    print('\ncost of verifying bases (uncached spawn, beside verify_bases '
+          'off):')
+    for size in sizes:
+        uncached = {c['path']: c['seconds'] for c in cases
+                    if c['base_mib'] == size and not c['cached']}
+        for path in ('novaext', 'novaext-sha256'):
+            extra = uncached[path] / uncached['noverify'] - 1
+            print(f'{path:>14} {size:>6} MiB: {extra:+.1%}')
     print(f'\n{CONCURRENT} concurrent spawns of one uncached image: '
           f'{downloads} download(s)')
     if args.json:

@@ -102,3 +102,33 @@ def test_existing_delta_disk_gets_its_missing_base_back_unchanged(
     images.qemu_io(disk, 'qcow2', 'read -P 0x5a 0 1M', 'read -P 0xa5 1M 1M',
                    'read -P 0x33 2M 1M')
     real_host.destroy(instance)
+
+
+def test_a_wrong_base_of_a_delta_is_quarantined_and_fetched_again(
+        real_host, tmp_path):
+    """The delta's base is found by its sha1 and the cached file under that
+    name is not it (no record, other bytes): it is moved aside and the
+    base image fetched again before the delta is pointed at anything."""
+    base_id, base_sha1, base_file, delta_file = images.make_base_and_delta(
+        str(tmp_path))
+    real_host.upload_image(base_file, 'qcow2', name='base',
+                           properties={'image_id_sha1': base_sha1},
+                           image_id=base_id)
+    delta_id = real_host.upload_image(
+        delta_file, 'qcow2', properties={'base_image_id_sha1': base_sha1})
+    base_path = os.path.join(real_host.instances_path, '_base', base_sha1)
+    os.makedirs(os.path.dirname(base_path))
+    with open(base_path, 'wb') as f:
+        f.truncate(64 * 1024 ** 2)  # zeros: not the base's 0x5a
+
+    instance = real_host.new_instance(delta_id)
+    real_host.spawn(instance)
+
+    aside = [n for n in os.listdir(os.path.dirname(base_path))
+             if n.startswith(base_sha1 + '.quarantined-')]
+    assert len(aside) == 1
+    assert real_host.downloads.get(base_id) == 1
+    disk = os.path.join(real_host.instance_dir(instance), 'disk')
+    images.qemu_io(disk, 'qcow2', 'read -P 0x5a 0 1M', 'read -P 0xa5 1M 1M',
+                   force_share=True)
+    real_host.destroy(instance)

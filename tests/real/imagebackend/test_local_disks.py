@@ -28,7 +28,9 @@ def test_root_ephemeral_and_swap_overlays_on_their_own_bases(
     assert backings['disk'] == harness.base_name(image_id)
     assert backings['disk.local'].startswith('ephemeral_1_')
     assert backings['disk.swap'] == 'swap_64'
-    assert sorted(os.listdir(base_dir)) == sorted(backings.values())
+    # ... and the root base's record of its verification; nothing else.
+    assert sorted(os.listdir(base_dir)) == sorted(
+        [*backings.values(), harness.base_name(image_id) + '.verified'])
     swap_base = os.path.join(base_dir, 'swap_64')
     with open(swap_base, 'rb') as f:
         assert b'SWAPSPACE2' in f.read(4096)

@@ -442,3 +442,25 @@ def test_a_base_altered_on_the_peer_is_refused(
     resize_dirs = list((daemon['tmp'] / 'src-instances').glob('*_resize'))
     assert len(resize_dirs) == 1
     assert (resize_dirs[0] / 'disk').exists()
+
+
+def test_a_wrong_base_on_the_destination_is_replaced_before_the_guest_runs(
+        daemon, tiny_image):  # noqa: F811
+    """The destination's _base holds a file of ours under the base's name
+    with other bytes and no record: the arrived overlay is rebased onto
+    that name, then the base is quarantined and fetched again before the
+    guest starts, which then reads exactly what it read on the source."""
+    dst_base_dir = daemon['instances'] / '_base'
+
+    def plant_wrong_base(_dst, image_id):
+        dst_base_dir.mkdir(exist_ok=True)
+        with open(dst_base_dir / harness.base_name(image_id), 'wb') as f:
+            f.truncate(64 * 1024 ** 2)
+
+    downloads, image_id, _sent = _resize_across(
+        daemon, tiny_image, True, prepare_destination=plant_wrong_base)
+
+    assert downloads == {image_id: 1}
+    aside = list(dst_base_dir.glob(harness.base_name(image_id) +
+                                   '.quarantined-*'))
+    assert len(aside) == 1 and aside[0].stat().st_size == 64 * 1024 ** 2
