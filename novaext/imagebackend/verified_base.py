@@ -171,6 +171,12 @@ class Marker:
     dev: int = 0
     ino: int = 0
 
+    def __post_init__(self):
+        if (not isinstance(self.size, int) or
+                not isinstance(self.base_digest, str) or
+                self.base_algo not in hashlib.algorithms_guaranteed):
+            raise ValueError(f'not a base record: {self!r}')
+
     def fits(self, st):
         """Whether this marker was written for the file ``st`` describes."""
         return (self.dev, self.ino, self.size) == (st.st_dev, st.st_ino,

@@ -2,8 +2,10 @@
 the record beside a base. (Downloads, quarantine and refetch on a real
 host: tests/real/imagebackend/test_verified_bases.py.)"""
 
+import dataclasses
 import hashlib
 import io
+import json
 import os
 
 import pytest
@@ -93,7 +95,10 @@ def test_a_record_fits_the_file_it_was_written_for_only(tmp_path):
 def test_a_record_that_is_not_one_vouches_for_nothing(tmp_path):
     base = tmp_path / 'base'
     base.write_bytes(b'abcdef')
-    for junk in (b'', b'not json', b'{"image_id": 1}', b'[1, 2]'):
+    bad_algo = json.dumps(dict(dataclasses.asdict(_marker()),
+                               base_algo='nope'))
+    for junk in (b'', b'not json', b'{"image_id": 1}', b'[1, 2]',
+                 bad_algo.encode()):
         (tmp_path / 'base.verified').write_bytes(junk)
         assert verified_base.fitting_marker(str(base)) is None
 
