@@ -10,11 +10,12 @@ through novaext's driver, and then through Nova 34's own
 libvirt.LibvirtDriver on an instances_path of its own, from a raw image
 of the given size, full of data, served by the in-process image service
 (a stream of 64 KiB chunks, as Nova's Glance client delivers it, with
-Glance's multihash recorded). novaext runs three ways: verifying bases
-against the image service's sha512 (Glance's default hashing_algorithm),
-against sha256 (a Glance with hashing_algorithm = sha256), and with
-verify_bases off (Nova's own download): the cost of hashing is the first
-two beside the third.
+Glance's sha512 multihash recorded and checked on the stream by
+glanceclient's own serious_integrity_iter, as Nova's downloads are).
+novaext runs with verify_bases on and off: the cost of its own hashing
+is the one beside the other. The "-bare" paths take glanceclient's check
+away (a stream nobody hashes but novaext), once with Glance's sha512 and
+once with hashing_algorithm = sha256: the cost of the hash itself.
 "not cached" starts with an empty _base (the image is downloaded);
 "cached" finds the base in _base,
 so the time is the overlay and the domain start, and must not grow with
@@ -46,11 +47,18 @@ from realhost import harness  # noqa: E402
 MiB = 1024 ** 2
 CONCURRENT = 8
 # (path label, compute_driver, [novaext] verify_bases, image service's
-# hash algorithm): this project three ways, then Nova 34's own driver.
-DRIVERS = [('novaext', 'novaext.ExtLibvirtDriver', True, 'sha512'),
-           ('novaext-sha256', 'novaext.ExtLibvirtDriver', True, 'sha256'),
-           ('noverify', 'novaext.ExtLibvirtDriver', False, 'sha512'),
-           ('nova34', 'libvirt.LibvirtDriver', None, 'sha512')]
+# hash algorithm, glanceclient checks the stream): this project, then
+# Nova 34's own driver, then the bare streams.
+NOVAEXT = 'novaext.ExtLibvirtDriver'
+DRIVERS = [('novaext', NOVAEXT, True, 'sha512', True),
+           ('noverify', NOVAEXT, False, 'sha512', True),
+           ('nova34', 'libvirt.LibvirtDriver', None, 'sha512', True),
+           ('novaext-bare', NOVAEXT, True, 'sha512', False),
+           ('novaext-sha256-bare', NOVAEXT, True, 'sha256', False),
+           ('noverify-bare', NOVAEXT, False, 'sha512', False)]
+# (verifying path, the same path with verify_bases off)
+HASHING_COST = [('novaext', 'noverify'), ('novaext-bare', 'noverify-bare'),
+                ('novaext-sha256-bare', 'noverify-bare')]
 
 
 def make_image(path, size_mib):
@@ -139,11 +147,12 @@ def main():
                 os.replace(image + '.qcow2', image)
             floors.append({'base_mib': size, 'seconds': statistics.median(
                 copy_floor(image, work) for _ in range(args.repeat))})
-        for path, driver, verify, hash_algo in DRIVERS:
+        for path, driver, verify, hash_algo, client_checks in DRIVERS:
             host = harness.RealComputeHost(
                 'bench-host', instances_path=os.path.join(work, path),
                 compute_driver=driver)
             host.hash_algo = hash_algo
+            host.client_checks_hash = client_checks
             host.setUp()
             try:
                 if verify is not None:
@@ -174,7 +183,7 @@ def main():
           f'{args.repeat} (QEMU TCG, '
           f'{os.cpu_count()} cores): novaext.ExtLibvirtDriver beside '
           f"Nova 34's libvirt.LibvirtDriver")
-    print(f'{"path":>14} {"base MiB":>9} {"not cached s":>13} '
+    print(f'{"path":>19} {"base MiB":>9} {"not cached s":>13} '
           f'{"cached s":>9} {"copy floor s":>13} {"uncached/floor":>15}')
     for path, *_ in DRIVERS:
         for size in sizes:
@@ -182,21 +191,23 @@ def main():
                        if c['path'] == path and c['base_mib'] == size}
             floor = floor_by_size[size]
             ratio = seconds[False] / floor if floor else float('nan')
-            print(f'{path:>14} {size:>9} {seconds[False]:>13.2f} '
+            print(f'{path:>19} {size:>9} {seconds[False]:>13.2f} '
                   f'{seconds[True]:>9.2f} {floor:>13.2f} {ratio:>15.1f}')
     print('\ncost of verifying bases (uncached spawn, beside verify_bases '
           'off):')
     for size in sizes:
         uncached = {c['path']: c['seconds'] for c in cases
                     if c['base_mib'] == size and not c['cached']}
-        for path in ('novaext', 'novaext-sha256'):
-            extra = uncached[path] / uncached['noverify'] - 1
-            print(f'{path:>14} {size:>6} MiB: {extra:+.1%}')
+        for path, reference in HASHING_COST:
+            extra = uncached[path] / uncached[reference] - 1
+            print(f'{path:>19} {size:>6} MiB: {extra:+.1%} '
+                  f'(beside {reference})')
     print(f'\n{CONCURRENT} concurrent spawns of one uncached image: '
           f'{downloads} download(s)')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'image_format': args.image_format,
+                       'hashing_cost': HASHING_COST,
                        'cases': cases, 'concurrent_spawns': CONCURRENT,
                        'downloads': downloads, 'copy_floor': floors},
                       f, indent=2)

@@ -20,6 +20,7 @@ import uuid
 
 import fixtures
 import libvirt
+from glanceclient.common import utils as glance_utils
 from nova import context as nova_context
 from nova import exception
 from nova import objects
@@ -147,11 +148,17 @@ class RealComputeHost(fixtures.Fixture):
         with open(path, 'rb') as data:
             return self.images.create(self.context, meta, data=data)['id']
 
-    # Glance's default [DEFAULT]hashing_algorithm
+    # Glance's default [DEFAULT]hashing_algorithm; None: an image from
+    # before Glance's multihash, with only its md5 checksum.
     hash_algo = 'sha512'
+    # Whether downloads go through glanceclient's hash check, as Nova's do.
+    client_checks_hash = True
 
     def _multihash(self, path):
         with open(path, 'rb') as f:
+            if self.hash_algo is None:
+                return {'checksum': hashlib.file_digest(
+                    f, 'md5').hexdigest()}
             value = hashlib.file_digest(f, self.hash_algo).hexdigest()
         return {'os_hash_algo': self.hash_algo, 'os_hash_value': value}
 
@@ -173,12 +180,20 @@ class RealComputeHost(fixtures.Fixture):
                 trusted_certs=trusted_certs)
         else:
             # As Nova's client of Glance does: a stream of 64 KiB chunks
-            # written to ``data``, or to ``dst_path``, fsync'd.
-            self.images.show(context, image_id)
+            # written to ``data``, or to ``dst_path``, fsync'd; hashed
+            # against the image's multihash by glanceclient's own check
+            # (images.data(do_checksum=True), unless client_checks_hash
+            # is off), which raises IOError at the end of a bad stream.
+            image = self.images.show(context, image_id)
             with open(path, 'rb') as source:
+                chunks = iter(lambda: source.read(65536), b'')
+                if self.client_checks_hash and image.get('os_hash_value'):
+                    chunks = glance_utils.serious_integrity_iter(
+                        chunks, hashlib.new(image['os_hash_algo']),
+                        image['os_hash_value'])
                 out = data if data is not None else open(dst_path, 'wb')
                 try:
-                    for chunk in iter(lambda: source.read(65536), b''):
+                    for chunk in chunks:
                         out.write(chunk)
                 finally:
                     if data is None:

@@ -35,6 +35,7 @@ so does novaext. It is verified at its next use where the service answers.
 
 import dataclasses
 import datetime
+import errno
 import hashlib
 import json
 import os
@@ -223,13 +224,24 @@ def holds_image_bytes(image):
 
 def _download(context, image_id, part, claim, trusted_certs):
     """The image's bytes into ``part``, hashed on the way; fsync'd as Nova
-    does. :returns: (size, hexdigest of claim.algo)"""
+    does. :returns: (size, hexdigest of claim.algo)
+    :raises ImageUnacceptable: the image service's client found the stream
+        corrupt (glanceclient checks the multihash too, and raises
+        ``IOError(EPIPE, 'Corrupt image download...')``)
+    """
     with fileutils.remove_path_on_error(part):
         with open(part, 'wb') as f:
             with HashingWriter(f, claim.algo) as writer:
                 with compute_utils.disk_ops_semaphore:
-                    glance.API().download(context, image_id, data=writer,
-                                          trusted_certs=trusted_certs)
+                    try:
+                        glance.API().download(context, image_id, data=writer,
+                                              trusted_certs=trusted_certs)
+                    except OSError as e:
+                        if e.errno != errno.EPIPE:
+                            raise
+                        raise refused(image_id, part[:-len('.part')],
+                                      f'was not written: {e.strerror}'
+                                      ) from e
             f.flush()
             os.fsync(f.fileno())
     return writer.size, writer.hexdigest()

@@ -100,12 +100,21 @@ def test_a_converted_base_records_its_own_digest(real_host, tiny_image):
     assert marker['base_digest'] == _digest(base, 'sha256')
 
 
-@pytest.mark.parametrize('damage, says', [
-    ('flip', 'has sha512 '),
-    ('truncate', ' bytes, the image service says '),
+@pytest.mark.parametrize('hash_algo, client_checks, damage, says', [
+    # Glance's multihash, checked by glanceclient on the stream (Nova's
+    # production path) and by novaext beside it.
+    ('sha512', True, 'flip', 'Corrupt image download. Hash was '),
+    # The same stream from a client that does not check it.
+    ('sha512', False, 'flip', 'the download has sha512 '),
+    # An image from before multihash: glanceclient leaves md5 unchecked
+    # (allow_md5_fallback=False); novaext checks it.
+    (None, True, 'flip', 'the download has md5 '),
+    (None, True, 'truncate', ' bytes, the image service says '),
 ])
 def test_a_download_that_is_not_the_image_is_refused(
-        real_host, raw_image, damage, says):
+        real_host, raw_image, hash_algo, client_checks, damage, says):
+    real_host.hash_algo = hash_algo
+    real_host.client_checks_hash = client_checks
     image_id = real_host.upload_image(str(raw_image), 'raw',
                                       by_reference=True)
     # The stored bytes change after the image service recorded the hash.
@@ -122,7 +131,7 @@ def test_a_download_that_is_not_the_image_is_refused(
 
     text = str(err.value)
     assert image_id in text and _base(real_host, image_id) in text
-    assert 'the download ' in text and says in text
+    assert 'was not written: ' in text and says in text
     _nothing_made(real_host, instance, image_id)
 
 
@@ -248,7 +257,10 @@ def test_image_service_down_hard_reboot_uses_a_base_without_record(
 
 
 def test_verify_bases_off_is_novas_own_fetch(real_host, raw_image):
+    """Nothing of novaext's checks the download: with a client that does
+    not check it either, the altered bytes become the base."""
     real_host.conf_group('novaext', verify_bases=False)
+    real_host.client_checks_hash = False
     image_id = real_host.upload_image(str(raw_image), 'raw',
                                       by_reference=True)
     with open(raw_image, 'r+b') as f:
