@@ -83,9 +83,9 @@ def spawn_section(results, data):
         '## Spawn (image cache)',
         _table(['path', 'base MiB', 'not cached s', 'cached s',
                 'copy floor s'], rows),
-        'Cost of verifying bases (novaext hashing the download against '
-        'the image service\'s hash, beside verify_bases off; "-bare": no '
-        'glanceclient check on the stream):\n\n' + cost,
+        'Cost of verifying bases (novaext beside itself with '
+        'verify_bases off; both downloads hashed by glanceclient on the '
+        'stream, as all of Nova\'s are):\n\n' + cost,
         f'{data["concurrent_spawns"]} concurrent spawns of one uncached '
         f'image through novaext: {data["downloads"]} download(s).',
         f'![spawn]({png})'])

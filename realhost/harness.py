@@ -148,18 +148,19 @@ class RealComputeHost(fixtures.Fixture):
         with open(path, 'rb') as data:
             return self.images.create(self.context, meta, data=data)['id']
 
-    # Glance's default [DEFAULT]hashing_algorithm; None: an image from
-    # before Glance's multihash, with only its md5 checksum.
+    # Glance's default [DEFAULT]hashing_algorithm; 'md5': an image from
+    # before Glance's multihash, with only its checksum; None: no hash.
     hash_algo = 'sha512'
     # Whether downloads go through glanceclient's hash check, as Nova's do.
     client_checks_hash = True
 
     def _multihash(self, path):
+        if self.hash_algo is None:
+            return {}
         with open(path, 'rb') as f:
-            if self.hash_algo is None:
-                return {'checksum': hashlib.file_digest(
-                    f, 'md5').hexdigest()}
             value = hashlib.file_digest(f, self.hash_algo).hexdigest()
+        if self.hash_algo == 'md5':
+            return {'checksum': value}
         return {'os_hash_algo': self.hash_algo, 'os_hash_value': value}
 
     def image_service_down(self):
@@ -187,10 +188,15 @@ class RealComputeHost(fixtures.Fixture):
             image = self.images.show(context, image_id)
             with open(path, 'rb') as source:
                 chunks = iter(lambda: source.read(65536), b'')
-                if self.client_checks_hash and image.get('os_hash_value'):
+                if not self.client_checks_hash:
+                    pass
+                elif image.get('os_hash_value'):
                     chunks = glance_utils.serious_integrity_iter(
                         chunks, hashlib.new(image['os_hash_algo']),
                         image['os_hash_value'])
+                elif image.get('checksum'):
+                    chunks = glance_utils.integrity_iter(
+                        chunks, image['checksum'])
                 out = data if data is not None else open(dst_path, 'wb')
                 try:
                     for chunk in chunks:

@@ -3,11 +3,17 @@ claims.
 
 A base is named by ``sha1(image id)``; the name alone proves nothing. So:
 
-- ``fetch`` downloads a base through the image API into ``<base>.part``,
-  hashing the stream as it is written (on a thread of its own, beside the
-  write), and compares its size and hash with the image service's claim
-  (``os_hash_algo``/``os_hash_value``, else the md5 ``checksum``) before
-  Nova's own checks and conversion run on it and it is renamed into place.
+- ``fetch`` downloads a base through Nova's image API into
+  ``<base>.part``. The stream is hashed as it arrives by the library made
+  for it: Nova's image API always reads image data through glanceclient's
+  ``images.data`` with ``do_checksum`` on, which checks the image
+  service's ``os_hash_algo``/``os_hash_value`` (else the md5
+  ``checksum``) and raises ``IOError(EPIPE, 'Corrupt image download...')``
+  at the end of a stream that is not the image; a second hash here would
+  only double the CPU (tests/unit/imagebackend/test_verified_base.py pins
+  that contract). novaext turns that error into ImageUnacceptable naming
+  the image and the base, checks the size itself, and only then runs
+  Nova's own checks and conversion and renames the file into place.
 - A record of that, ``<base>.verified`` (a ``Marker``), is written beside
   it: the image, the hash verified, the base's own digest (the image hash
   itself when the base holds the image's bytes; sha256 of the result when
@@ -39,8 +45,6 @@ import errno
 import hashlib
 import json
 import os
-import queue
-import threading
 
 from nova import exception
 from nova.compute import utils as compute_utils
@@ -59,11 +63,6 @@ QUARANTINE_INFIX = '.quarantined-'
 # The digest of a converted base: its bytes are not the image's, so no
 # claim names an algorithm; sha256 is the fastest strong hash here.
 CONVERTED_ALGO = 'sha256'
-# The image service's stream is hashed in batches of this many bytes on
-# the hashing thread (a queue item per 64 KiB chunk costs more than the
-# hash), with at most _QUEUED batches waiting.
-_BATCH = 4 * 1024 * 1024
-_QUEUED = 4
 
 
 def marker_path(base):
@@ -97,66 +96,17 @@ class Claim:
         return cls(image['id'], image.get('size') or None,
                    algo if value else None, value or None)
 
-    def mismatch(self, size, digest):
-        """Why ``size`` bytes with ``digest`` (of ``self.algo``) are not
-        this image, or None."""
+    def mismatch(self, size, digest=None):
+        """Why ``size`` bytes with ``digest`` (of ``self.algo``; None: not
+        hashed here) are not this image, or None."""
         if self.size is not None and size != self.size:
             return (f'has {size} bytes, the image service says '
                     f'{self.size}')
-        if self.value is not None and digest != self.value:
+        if (self.value is not None and digest is not None and
+                digest != self.value):
             return (f'has {self.algo} {digest}, the image service says '
                     f'{self.value}')
         return None
-
-
-class HashingWriter:
-    """A file object's ``write``, hashing what passes through it with
-    ``algo`` on a thread of its own (hashlib releases the GIL, so the hash
-    runs beside the writes). Use as a context manager; ``hexdigest()`` and
-    ``size`` are final after it exits without error."""
-
-    def __init__(self, fileobj, algo):
-        self._file = fileobj
-        self._hash = hashlib.new(algo) if algo else None
-        self._pending = []
-        self._pending_size = 0
-        self._queue = queue.Queue(maxsize=_QUEUED)
-        self._thread = threading.Thread(target=self._hash_batches,
-                                        daemon=True)
-        self.size = 0
-
-    def __enter__(self):
-        if self._hash is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self._hash is not None:
-            self._flush_batch()
-            self._queue.put(None)
-            self._thread.join()
-
-    def write(self, chunk):
-        written = self._file.write(chunk)
-        self.size += len(chunk)
-        if self._hash is not None:
-            self._pending.append(bytes(chunk))
-            self._pending_size += len(chunk)
-            if self._pending_size >= _BATCH:
-                self._flush_batch()
-        return written
-
-    def _flush_batch(self):
-        if self._pending:
-            self._queue.put(b''.join(self._pending))
-            self._pending, self._pending_size = [], 0
-
-    def _hash_batches(self):
-        while (batch := self._queue.get()) is not None:
-            self._hash.update(batch)
-
-    def hexdigest(self):
-        return self._hash.hexdigest() if self._hash is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,29 +172,28 @@ def holds_image_bytes(image):
     return image.get('disk_format') == 'raw' or not CONF.force_raw_images
 
 
-def _download(context, image_id, part, claim, trusted_certs):
-    """The image's bytes into ``part``, hashed on the way; fsync'd as Nova
-    does. :returns: (size, hexdigest of claim.algo)
-    :raises ImageUnacceptable: the image service's client found the stream
-        corrupt (glanceclient checks the multihash too, and raises
-        ``IOError(EPIPE, 'Corrupt image download...')``)
+def _download(context, image_id, part, trusted_certs):
+    """The image's bytes into ``part``, fsync'd as Nova does; glanceclient
+    checks them against the image service's hash on the way.
+
+    :returns: the number of bytes written
+    :raises ImageUnacceptable: the stream was not the image
     """
     with fileutils.remove_path_on_error(part):
         with open(part, 'wb') as f:
-            with HashingWriter(f, claim.algo) as writer:
-                with compute_utils.disk_ops_semaphore:
-                    try:
-                        glance.API().download(context, image_id, data=writer,
-                                              trusted_certs=trusted_certs)
-                    except OSError as e:
-                        if e.errno != errno.EPIPE:
-                            raise
-                        raise refused(image_id, part[:-len('.part')],
-                                      f'was not written: {e.strerror}'
-                                      ) from e
+            with compute_utils.disk_ops_semaphore:
+                try:
+                    glance.API().download(context, image_id, data=f,
+                                          trusted_certs=trusted_certs)
+                except OSError as e:
+                    if e.errno != errno.EPIPE:
+                        raise
+                    raise refused(image_id, part[:-len('.part')],
+                                  f'was not written: the download failed '
+                                  f'its hash check: {e.strerror}') from e
             f.flush()
             os.fsync(f.fileno())
-    return writer.size, writer.hexdigest()
+            return os.fstat(f.fileno()).st_size
 
 
 def _checked_and_converted(image, part, target):
@@ -301,9 +250,8 @@ def fetch(context, target, image, trusted_certs=None):
     """
     claim = Claim.of(image)
     part = target + '.part'
-    size, digest = _download(context, image['id'], part, claim,
-                             trusted_certs)
-    wrong = claim.mismatch(size, digest)
+    size = _download(context, image['id'], part, trusted_certs)
+    wrong = claim.mismatch(size)
     if wrong is not None:
         os.unlink(part)
         LOG.error('Download of image %(id)s for base %(base)s refused: it '
@@ -313,7 +261,7 @@ def fetch(context, target, image, trusted_certs=None):
                       f'was not written: the download {wrong}')
     unchanged = _checked_and_converted(image, part, target)
     if unchanged and claim.value is not None:
-        base_algo, base_digest = claim.algo, digest
+        base_algo, base_digest = claim.algo, claim.value
     else:
         base_algo = CONVERTED_ALGO
         base_digest = file_digest(target, base_algo)

@@ -100,21 +100,21 @@ def test_a_converted_base_records_its_own_digest(real_host, tiny_image):
     assert marker['base_digest'] == _digest(base, 'sha256')
 
 
-@pytest.mark.parametrize('hash_algo, client_checks, damage, says', [
-    # Glance's multihash, checked by glanceclient on the stream (Nova's
-    # production path) and by novaext beside it.
-    ('sha512', True, 'flip', 'Corrupt image download. Hash was '),
-    # The same stream from a client that does not check it.
-    ('sha512', False, 'flip', 'the download has sha512 '),
-    # An image from before multihash: glanceclient leaves md5 unchecked
-    # (allow_md5_fallback=False); novaext checks it.
-    (None, True, 'flip', 'the download has md5 '),
-    (None, True, 'truncate', ' bytes, the image service says '),
+@pytest.mark.parametrize('hash_algo, damage, says', [
+    # Glance's multihash, checked on the stream by glanceclient (Nova's
+    # image API always downloads through it), reported by novaext.
+    ('sha512', 'flip', 'failed its hash check: Corrupt image download. '
+                       'Hash was '),
+    ('sha512', 'truncate', 'Corrupt image download. Hash was '),
+    # An image from before multihash: glanceclient checks its md5.
+    ('md5', 'flip', 'Corrupt image download. Checksum was '),
+    # No hash at all: the size, checked by novaext.
+    (None, 'truncate', 'the download has 33554432 bytes, the image '
+                       'service says 67108864'),
 ])
 def test_a_download_that_is_not_the_image_is_refused(
-        real_host, raw_image, hash_algo, client_checks, damage, says):
+        real_host, raw_image, hash_algo, damage, says):
     real_host.hash_algo = hash_algo
-    real_host.client_checks_hash = client_checks
     image_id = real_host.upload_image(str(raw_image), 'raw',
                                       by_reference=True)
     # The stored bytes change after the image service recorded the hash.

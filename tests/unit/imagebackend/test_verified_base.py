@@ -4,9 +4,11 @@ host: tests/real/imagebackend/test_verified_bases.py.)"""
 
 import dataclasses
 import hashlib
+import inspect
 import io
 import json
 import os
+from unittest import mock
 
 import pytest
 from nova import exception
@@ -53,24 +55,27 @@ def test_mismatch_names_both_hashes():
         f'has sha512 beef, the image service says {IMAGE["os_hash_value"]}')
 
 
-@pytest.mark.parametrize('chunk', [1, 4096, 65536, 3 * 1024 * 1024 + 7])
-def test_the_hashing_writer_writes_and_hashes_every_byte(chunk):
-    data = os.urandom(9 * 1024 * 1024 + 13)  # crosses 4 MiB batches
-    out = io.BytesIO()
-    with verified_base.HashingWriter(out, 'sha512') as writer:
-        for i in range(0, len(data), chunk):
-            writer.write(memoryview(data)[i:i + chunk])
-    assert out.getvalue() == data
-    assert writer.size == len(data)
-    assert writer.hexdigest() == hashlib.sha512(data).hexdigest()
+def test_novas_image_api_reads_image_data_through_glanceclients_check():
+    """verified_base leaves the stream's hash to glanceclient: Nova's
+    GlanceImageServiceV2.download asks the client for 'data' with nothing
+    but the image id, and glanceclient's images.data checks the multihash
+    (else the md5 checksum) by default. An upgrade that changes either
+    fails here."""
+    from glanceclient.v2 import images as glance_images
+    from nova.image import glance
 
-
-def test_the_hashing_writer_without_algorithm_only_counts():
+    params = inspect.signature(glance_images.Controller.data).parameters
+    assert params['do_checksum'].default is True
+    service = glance.GlanceImageServiceV2(client=mock.Mock())
+    chunks = mock.MagicMock(wrapped=[b'x'])
+    chunks.__iter__.return_value = iter([b'x'])
+    service._client.call.return_value = chunks
     out = io.BytesIO()
-    with verified_base.HashingWriter(out, None) as writer:
-        writer.write(b'abc')
-    assert (writer.size, writer.hexdigest(), out.getvalue()) == (
-        3, None, b'abc')
+    with mock.patch.object(service, '_get_verifier', return_value=None):
+        service.download(None, IMAGE['id'], data=out)
+    assert out.getvalue() == b'x'
+    service._client.call.assert_called_once_with(None, 2, 'data',
+                                                 args=(IMAGE['id'],))
 
 
 def _marker(**kw):
