@@ -158,9 +158,11 @@ IMAGE_CACHE_OPTS = [
     cfg.BoolOpt(
         'verify_bases', default=True,
         help='Use a base in the image cache (_base) only once it is '
-             'verified: a download is hashed as it arrives and its size '
-             'and hash compared with the image service\'s (os_hash_algo/'
-             'os_hash_value, else checksum); a base pulled from a peer is '
+             'verified: a download is checked against the image '
+             'service\'s hash as it arrives (by glanceclient: os_hash_algo/'
+             'os_hash_value, else checksum) and against its size; a base '
+             'already here with no record is hashed; a base pulled from a '
+             'peer is '
              'checked against the image service or the peer\'s record; '
              'the result is recorded beside the base (<name>.verified). A '
              'base that fails is moved aside (<name>.quarantined-<time>) '
