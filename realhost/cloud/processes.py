@@ -1,0 +1,90 @@
+"""Daemons this package starts: by recorded PID, stopped by that PID only."""
+
+import os
+import signal
+import subprocess
+import time
+
+
+class Daemon:
+    """One process of the cloud, known by ``<pids>/<name>.pid``."""
+
+    def __init__(self, state, name):
+        self.name = name
+        self.pid_file = os.path.join(state.pids, name + '.pid')
+        self.log_file = os.path.join(state.logs, name + '.log')
+
+    def pid(self):
+        """The recorded PID when that process is alive, else None."""
+        try:
+            with open(self.pid_file) as f:
+                pid = int(f.read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+    def start(self, argv, env=None, cwd=None):
+        """Start ``argv`` in its own session, output to the log; record it.
+
+        :returns: the PID
+        """
+        with open(self.log_file, 'ab') as log:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                env=dict(os.environ, **(env or {})), cwd=cwd,
+                start_new_session=True)
+        with open(self.pid_file, 'w') as f:
+            f.write(f'{proc.pid}\n')
+        return proc.pid
+
+    def record(self, pid):
+        """Record a PID the daemon wrote itself (it forked)."""
+        with open(self.pid_file, 'w') as f:
+            f.write(f'{pid}\n')
+
+    def stop(self, timeout=30):
+        """SIGTERM the recorded PID, SIGKILL it after ``timeout`` s.
+
+        :returns: True when a process was stopped
+        """
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        os.unlink(self.pid_file)
+        return True
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log_file, errors='replace') as f:
+                return ''.join(f.readlines()[-lines:])
+        except FileNotFoundError:
+            return ''
+
+
+def wait_for(what, check, timeout=60, interval=0.5):
+    """Call ``check`` until it returns true; raise TimeoutError naming
+    ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: S110 - not up yet, whatever it says
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f'{what} not up after {timeout} s')
+        time.sleep(interval)

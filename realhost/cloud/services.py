@@ -1,0 +1,249 @@
+"""The cloud's services, in start order, each up / down / status.
+
+Each service is a small class over Daemon: ``up`` is idempotent (a live
+recorded PID means it is up), ``down`` stops the recorded PID only.
+"""
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import string
+import subprocess
+import sys
+
+from realhost.cloud.processes import Daemon
+from realhost.cloud.processes import wait_for
+
+TEMPLATES = os.path.join(os.path.dirname(__file__), 'templates')
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+DATABASES = ('keystone', 'placement', 'glance', 'nova_api', 'nova',
+             'nova_cell0', 'cinder', 'neutron')
+KEYSTONE_URL = 'http://127.0.0.1:5000/v3'
+
+
+class State:
+    """Where the cloud keeps its data, config, logs, PIDs and secrets."""
+
+    def __init__(self, root):
+        self.root = root
+        self.etc = os.path.join(root, 'etc')
+        self.logs = os.path.join(root, 'logs')
+        self.pids = os.path.join(root, 'pids')
+        self.data = os.path.join(root, 'data')
+        self.venv_bin = os.path.dirname(sys.executable)
+        for path in (self.etc, self.logs, self.pids, self.data):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        self._secrets_file = os.path.join(root, 'secrets.json')
+
+    def secrets(self):
+        """Passwords generated once per cloud, kept in a 0600 file."""
+        try:
+            with open(self._secrets_file) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            pass
+        values = {name: secrets.token_urlsafe(18)
+                  for name in ('db', 'rabbit', 'admin', 'service')}
+        fd = os.open(self._secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     0o600)
+        with os.fdopen(fd, 'w') as f:
+            json.dump(values, f)
+        return values
+
+    def render(self, template, **values):
+        """``templates/<template>`` with $names filled, into etc/ (0600)."""
+        with open(os.path.join(TEMPLATES, template)) as f:
+            text = string.Template(f.read()).substitute(
+                state=self.root, **self.secrets(), **values)
+        path = os.path.join(self.etc, template)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        return path
+
+    def tool(self, name):
+        return os.path.join(self.venv_bin, name)
+
+
+def _port_open(port, host='127.0.0.1'):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+class MariaDB:
+    name = 'mariadb'
+
+    def __init__(self, state):
+        self.state = state
+        self.daemon = Daemon(state, self.name)
+        self.datadir = os.path.join(state.data, 'mysql')
+        self.socket = os.path.join(state.root, 'mysql.sock')
+
+    def sql(self, statements):
+        """Run SQL as the database's root over its socket (on stdin)."""
+        subprocess.run(['mariadb', '--no-defaults', '--user=root',
+                        f'--socket={self.socket}'], input=statements,
+                       text=True, check=True, capture_output=True)
+
+    def up(self):
+        if self.daemon.pid():
+            return 'already up'
+        fresh = not os.path.isdir(os.path.join(self.datadir, 'mysql'))
+        if fresh:
+            subprocess.run(['mariadb-install-db', '--no-defaults',
+                            '--user=root', f'--datadir={self.datadir}',
+                            '--auth-root-authentication-method=socket'],
+                           check=True, capture_output=True)
+        self.daemon.start(['mariadbd', '--no-defaults', '--user=root',
+                           f'--datadir={self.datadir}',
+                           f'--socket={self.socket}', '--port=3306',
+                           '--bind-address=127.0.0.1',
+                           '--max-connections=500'])
+        wait_for('MariaDB', lambda: os.path.exists(self.socket) and
+                 self.sql('SELECT 1;') is None, timeout=60)
+        password = self.state.secrets()['db']
+        self.sql(''.join(
+            f'CREATE DATABASE IF NOT EXISTS {db};' for db in DATABASES) +
+            "CREATE USER IF NOT EXISTS 'openstack'@'127.0.0.1' "
+            f"IDENTIFIED BY '{password}';"
+            "GRANT ALL PRIVILEGES ON *.* TO 'openstack'@'127.0.0.1';")
+        return 'started' + (' (new data directory)' if fresh else '')
+
+    def down(self):
+        return self.daemon.stop(timeout=60)
+
+
+class Epmd:
+    """Erlang's port mapper, started here in the foreground so that it is
+    recorded: RabbitMQ would otherwise start one that outlives it."""
+
+    name = 'epmd'
+
+    def __init__(self, state):
+        self.daemon = Daemon(state, self.name)
+
+    def up(self):
+        if self.daemon.pid():
+            return 'already up'
+        self.daemon.start(['epmd', '-address', '127.0.0.1'],
+                          env={'ERL_EPMD_ADDRESS': '127.0.0.1'})
+        wait_for('epmd', lambda: _port_open(4369), timeout=20)
+        return 'started'
+
+    def down(self):
+        return self.daemon.stop()
+
+
+class RabbitMQ:
+    name = 'rabbitmq'
+
+    def __init__(self, state):
+        self.state = state
+        self.daemon = Daemon(state, self.name)
+        base = os.path.join(state.data, 'rabbitmq')
+        self.env = {'RABBITMQ_NODENAME': 'rabbit@localhost',
+                    'RABBITMQ_NODE_IP_ADDRESS': '127.0.0.1',
+                    'RABBITMQ_MNESIA_BASE': os.path.join(base, 'mnesia'),
+                    'RABBITMQ_LOG_BASE': state.logs,
+                    'RABBITMQ_PID_FILE': os.path.join(base, 'erlang.pid'),
+                    'ERL_EPMD_ADDRESS': '127.0.0.1',
+                    'HOME': base}
+        os.makedirs(base, exist_ok=True)
+
+    def ctl(self, *args, stdin=None):
+        return subprocess.run(['/usr/lib/rabbitmq/bin/rabbitmqctl', *args],
+                              env=dict(os.environ, **self.env), input=stdin,
+                              text=True, check=True, capture_output=True)
+
+    def up(self):
+        if self.daemon.pid():
+            return 'already up'
+        # The server script execs the Erlang VM: this PID is the broker.
+        self.daemon.start(['/usr/lib/rabbitmq/bin/rabbitmq-server'],
+                          env=self.env)
+        wait_for('RabbitMQ', lambda: self.ctl('await_startup', '--timeout',
+                                              '5') is not None, timeout=90)
+        users = self.ctl('list_users', '--quiet').stdout.split()
+        if 'openstack' in users:
+            self.ctl('delete_user', 'openstack')
+        self.ctl('add_user', 'openstack',
+                 stdin=self.state.secrets()['rabbit'] + '\n')
+        self.ctl('set_permissions', 'openstack', '.*', '.*', '.*')
+        return 'started'
+
+    def down(self):
+        return self.daemon.stop(timeout=60)
+
+
+class WsgiService:
+    """A WSGI app of an OpenStack service under gunicorn, one worker."""
+
+    name = None
+    port = None
+    app = None          # realhost.cloud.wsgi:<name>
+    config = None       # template rendered into etc/
+
+    def __init__(self, state):
+        self.state = state
+        self.daemon = Daemon(state, self.name)
+
+    def prepare(self, config_path):
+        """Database schema and the like, before the app starts."""
+
+    def up(self):
+        if self.daemon.pid():
+            return 'already up'
+        config = self.state.render(self.config)
+        self.prepare(config)
+        self.daemon.start(
+            [self.state.tool('gunicorn'), '--bind', f'127.0.0.1:{self.port}',
+             '--workers', '1', '--timeout', '300',
+             '--pythonpath', REPO, f'realhost.cloud.wsgi:{self.name}()'],
+            env={'NOVAEXT_CLOUD_CONFIG': config})
+        wait_for(self.name, lambda: _port_open(self.port), timeout=60)
+        return 'started'
+
+    def down(self):
+        return self.daemon.stop()
+
+
+class Keystone(WsgiService):
+    name = 'keystone'
+    port = 5000
+    config = 'keystone.conf'
+
+    def prepare(self, config):
+        manage = [self.state.tool('keystone-manage'), '--config-file', config]
+        subprocess.run(manage + ['db_sync'], check=True, capture_output=True)
+        for setup in ('fernet_setup', 'credential_setup'):
+            subprocess.run(manage + [setup, '--keystone-user', 'root',
+                                     '--keystone-group', 'root'],
+                           check=True, capture_output=True)
+        subprocess.run(
+            manage + ['bootstrap', '--bootstrap-admin-url', KEYSTONE_URL,
+                      '--bootstrap-public-url', KEYSTONE_URL,
+                      '--bootstrap-internal-url', KEYSTONE_URL,
+                      '--bootstrap-region-id', 'RegionOne'],
+            env=dict(os.environ,
+                     OS_BOOTSTRAP_PASSWORD=self.state.secrets()['admin']),
+            check=True, capture_output=True)
+
+    def up(self):
+        result = super().up()
+        self.state.render('openrc')
+        return result
+
+
+SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone)
+
+
+def services(state):
+    return [cls(state) for cls in SERVICES]
+
+
+def have(tool):
+    return shutil.which(tool) is not None
