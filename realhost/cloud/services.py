@@ -13,6 +13,7 @@ import string
 import subprocess
 import sys
 
+from realhost.cloud import identity
 from realhost.cloud.processes import Daemon
 from realhost.cloud.processes import wait_for
 
@@ -57,7 +58,8 @@ class State:
         """``templates/<template>`` with $names filled, into etc/ (0600)."""
         with open(os.path.join(TEMPLATES, template)) as f:
             text = string.Template(f.read()).substitute(
-                state=self.root, **self.secrets(), **values)
+                state=self.root, venv=os.path.dirname(self.venv_bin),
+                **self.secrets(), **values)
         path = os.path.join(self.etc, template)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, 'w') as f:
@@ -238,7 +240,39 @@ class Keystone(WsgiService):
         return result
 
 
-SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone)
+class Placement(WsgiService):
+    name = 'placement'
+    port = 8778
+    config = 'placement.conf'
+
+    def prepare(self, config):
+        secrets_ = self.state.secrets()
+        identity.register(identity.admin_client(secrets_['admin']),
+                          'placement', 'placement',
+                          f'http://127.0.0.1:{self.port}',
+                          secrets_['service'])
+        subprocess.run([self.state.tool('placement-manage'), '--config-file',
+                        config, 'db', 'sync'], check=True,
+                       capture_output=True)
+
+
+class Glance(WsgiService):
+    """Glance with its file store under <state>/data/glance."""
+
+    name = 'glance'
+    port = 9292
+    config = 'glance-api.conf'
+
+    def prepare(self, config):
+        secrets_ = self.state.secrets()
+        identity.register(identity.admin_client(secrets_['admin']),
+                          'glance', 'image', f'http://127.0.0.1:{self.port}',
+                          secrets_['service'])
+        subprocess.run([self.state.tool('glance-manage'), '--config-file',
+                        config, 'db_sync'], check=True, capture_output=True)
+
+
+SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone, Placement, Glance)
 
 
 def services(state):

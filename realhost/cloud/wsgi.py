@@ -19,3 +19,15 @@ def keystone():
     os.environ['OS_KEYSTONE_CONFIG_FILES'] = _config()
     from keystone.wsgi import api
     return api.application
+
+
+def placement():
+    os.environ['OS_PLACEMENT_CONFIG_DIR'] = os.path.dirname(_config())
+    from placement.wsgi import api
+    return api.application
+
+
+def glance():
+    os.environ['OS_GLANCE_CONFIG_DIR'] = os.path.dirname(_config())
+    from glance.wsgi import api
+    return api.application
