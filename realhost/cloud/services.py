@@ -204,7 +204,8 @@ class WsgiService:
         self.daemon.start(
             [self.state.tool('gunicorn'), '--bind', f'127.0.0.1:{self.port}',
              '--workers', '1', '--timeout', '300',
-             '--pythonpath', REPO, f'realhost.cloud.wsgi:{self.name}()'],
+             '--pythonpath', REPO,
+             f'realhost.cloud.wsgi:{self.app or self.name}()'],
             env={'NOVAEXT_CLOUD_CONFIG': config})
         wait_for(self.name, lambda: _port_open(self.port), timeout=60)
         return 'started'
@@ -272,7 +273,59 @@ class Glance(WsgiService):
                         config, 'db_sync'], check=True, capture_output=True)
 
 
-SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone, Placement, Glance)
+class NovaApi(WsgiService):
+    """Nova's database schemas, cells, and its API under gunicorn."""
+
+    name = 'nova-api'
+    port = 8774
+    config = 'nova.conf'
+    app = 'nova_api'
+
+    def prepare(self, config):
+        secrets_ = self.state.secrets()
+        identity.register(identity.admin_client(secrets_['admin']),
+                          'nova', 'compute',
+                          f'http://127.0.0.1:{self.port}/v2.1',
+                          secrets_['service'])
+        manage = [self.state.tool('nova-manage'), '--config-file', config]
+        subprocess.run(manage + ['api_db', 'sync'], check=True,
+                       capture_output=True)
+        cells = subprocess.run(manage + ['cell_v2', 'list_cells'],
+                               check=True, capture_output=True,
+                               text=True).stdout
+        if ' cell0 ' not in cells:
+            subprocess.run(manage + ['cell_v2', 'map_cell0'], check=True,
+                           capture_output=True)
+        if ' cell1 ' not in cells:
+            subprocess.run(manage + ['cell_v2', 'create_cell', '--name',
+                                     'cell1'], check=True,
+                           capture_output=True)
+        subprocess.run(manage + ['db', 'sync'], check=True,
+                       capture_output=True)
+
+
+class NovaService:
+    """A Nova console-script service (conductor, scheduler)."""
+
+    def __init__(self, state, name):
+        self.state = state
+        self.name = name
+        self.daemon = Daemon(state, name)
+
+    def up(self):
+        if self.daemon.pid():
+            return 'already up'
+        self.daemon.start([self.state.tool(self.name), '--config-file',
+                           os.path.join(self.state.etc, 'nova.conf')])
+        return 'started'
+
+    def down(self):
+        return self.daemon.stop(timeout=60)
+
+
+SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone, Placement, Glance, NovaApi,
+            lambda state: NovaService(state, 'nova-conductor'),
+            lambda state: NovaService(state, 'nova-scheduler'))
 
 
 def services(state):

@@ -31,3 +31,12 @@ def glance():
     os.environ['OS_GLANCE_CONFIG_DIR'] = os.path.dirname(_config())
     from glance.wsgi import api
     return api.application
+
+
+def nova_api():
+    # Nova loads its paste pipeline from the first of its config files.
+    paste = os.path.join(os.path.dirname(os.path.dirname(sys.executable)),
+                         'etc', 'nova', 'api-paste.ini')
+    os.environ['OS_NOVA_CONFIG_FILES'] = f'{paste};{_config()}'
+    from nova.wsgi import osapi_compute
+    return osapi_compute.application
