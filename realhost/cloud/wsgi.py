@@ -40,3 +40,11 @@ def nova_api():
     os.environ['OS_NOVA_CONFIG_FILES'] = f'{paste};{_config()}'
     from nova.wsgi import osapi_compute
     return osapi_compute.application
+
+
+def neutron():
+    config = _config()
+    os.environ['OS_NEUTRON_CONFIG_FILES'] = (
+        f'{config};{os.path.join(os.path.dirname(config), "ml2_conf.ini")}')
+    from neutron.wsgi import api
+    return api.application
