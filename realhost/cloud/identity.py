@@ -22,7 +22,7 @@ def _one(manager, **filters):
 
 
 def register(keystone, name, service_type, url, password):
-    """Make user ``name`` (admin in project service), service
+    """Make user ``name`` (admin and service in project service), service
     ``service_type`` and its three endpoints at ``url``."""
     project = (_one(keystone.projects, name='service') or
                keystone.projects.create('service', 'default'))
@@ -32,8 +32,12 @@ def register(keystone, name, service_type, url, password):
                                      password=password)
     else:
         keystone.users.update(user, password=password)
-    admin = _one(keystone.roles, name='admin')
-    keystone.roles.grant(admin, user=user, project=project)
+    # admin, and service: the role services' own tokens must carry for
+    # another service to accept them as service tokens.
+    for role_name in ('admin', 'service'):
+        role = (_one(keystone.roles, name=role_name) or
+                keystone.roles.create(role_name))
+        keystone.roles.grant(role, user=user, project=project)
     service = (_one(keystone.services, type=service_type) or
                keystone.services.create(name, service_type))
     have = {e.interface for e in keystone.endpoints.list(service=service)}

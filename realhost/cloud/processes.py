@@ -9,10 +9,10 @@ import time
 class Daemon:
     """One process of the cloud, known by ``<pids>/<name>.pid``."""
 
-    def __init__(self, state, name):
+    def __init__(self, state, name, pid_dir=None, log_dir=None):
         self.name = name
-        self.pid_file = os.path.join(state.pids, name + '.pid')
-        self.log_file = os.path.join(state.logs, name + '.log')
+        self.pid_file = os.path.join(pid_dir or state.pids, name + '.pid')
+        self.log_file = os.path.join(log_dir or state.logs, name + '.log')
 
     def pid(self):
         """The recorded PID when that process is alive, else None."""
@@ -22,8 +22,11 @@ class Daemon:
         except (FileNotFoundError, ValueError):
             return None
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            with open(f'/proc/{pid}/stat') as f:
+                # "pid (comm) state ...": a zombie has exited
+                if f.read().rsplit(')', 1)[1].split()[0] == 'Z':
+                    return None
+        except (FileNotFoundError, IndexError):
             return None
         return pid
 
@@ -64,7 +67,10 @@ class Daemon:
             time.sleep(0.2)
         else:
             os.kill(pid, signal.SIGKILL)
-        os.unlink(self.pid_file)
+        try:
+            os.unlink(self.pid_file)
+        except FileNotFoundError:
+            pass  # the daemon removed its own (libvirtd, virtlogd)
         return True
 
     def log_tail(self, lines=20):
@@ -75,14 +81,21 @@ class Daemon:
             return ''
 
 
+class Died(Exception):
+    """What was waited for will never come (its process is gone)."""
+
+
 def wait_for(what, check, timeout=60, interval=0.5):
     """Call ``check`` until it returns true; raise TimeoutError naming
-    ``what`` after ``timeout`` seconds."""
+    ``what`` after ``timeout`` seconds, or Died at once when ``check``
+    raises it."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             if check():
                 return
+        except Died:
+            raise
         except Exception:  # noqa: S110 - not up yet, whatever it says
             pass
         if time.monotonic() > deadline:

@@ -15,6 +15,7 @@ import sys
 
 from realhost.cloud import identity
 from realhost.cloud.processes import Daemon
+from realhost.cloud.processes import Died
 from realhost.cloud.processes import wait_for
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), 'templates')
@@ -23,6 +24,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 DATABASES = ('keystone', 'placement', 'glance', 'nova_api', 'nova',
              'nova_cell0', 'cinder', 'neutron')
 KEYSTONE_URL = 'http://127.0.0.1:5000/v3'
+
+
+SECRETS = ('db', 'rabbit', 'admin', 'service', 'rsync')
+
+
+def write_private(path, text):
+    """Write ``text`` to ``path``, readable by its owner only."""
+    part = path + '.part'
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as f:
+        f.write(text)
+    os.rename(part, path)
 
 
 class State:
@@ -43,27 +56,24 @@ class State:
         """Passwords generated once per cloud, kept in a 0600 file."""
         try:
             with open(self._secrets_file) as f:
-                return json.load(f)
+                values = json.load(f)
         except FileNotFoundError:
-            pass
-        values = {name: secrets.token_urlsafe(18)
-                  for name in ('db', 'rabbit', 'admin', 'service')}
-        fd = os.open(self._secrets_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                     0o600)
-        with os.fdopen(fd, 'w') as f:
-            json.dump(values, f)
+            values = {}
+        missing = [n for n in SECRETS if n not in values]
+        if missing:
+            values.update({n: secrets.token_urlsafe(18) for n in missing})
+            write_private(self._secrets_file, json.dumps(values))
         return values
 
-    def render(self, template, **values):
-        """``templates/<template>`` with $names filled, into etc/ (0600)."""
+    def render(self, template, dest=None, **values):
+        """``templates/<template>`` with $names filled, into ``dest``
+        (default etc/<template>), mode 0600."""
         with open(os.path.join(TEMPLATES, template)) as f:
             text = string.Template(f.read()).substitute(
                 state=self.root, venv=os.path.dirname(self.venv_bin),
                 **self.secrets(), **values)
-        path = os.path.join(self.etc, template)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
+        path = dest or os.path.join(self.etc, template)
+        write_private(path, text)
         return path
 
     def tool(self, name):
@@ -342,10 +352,105 @@ class NovaService:
         return self.daemon.stop(timeout=60)
 
 
+INSTANCES = '/var/lib/novaext-cloud-instances'
+HOST_SCRIPT = os.path.join(os.path.dirname(__file__), 'compute-host.sh')
+
+
+def virt_type():
+    """kvm where /dev/kvm opens, else qemu (TCG)."""
+    try:
+        os.close(os.open('/dev/kvm', os.O_RDWR))
+        return 'kvm'
+    except OSError:
+        return 'qemu'
+
+
+class ComputeHost:
+    """A compute host in its own mount+UTS namespace at ``ip``: libvirtd,
+    virtlogd, novaext-rsyncd and nova-compute with novaext's driver. Both
+    hosts see one instances path (each its own directory under it), as the
+    domain XML keeps disk paths across block live migration."""
+
+    def __init__(self, state, name, ip):
+        self.state = state
+        self.name = name
+        self.ip = ip
+        self.dir = os.path.join(state.root, 'hosts', name)
+        pids = os.path.join(self.dir, 'pids')
+        logs = os.path.join(self.dir, 'logs')
+        os.makedirs(pids, exist_ok=True)
+        os.makedirs(logs, exist_ok=True)
+        self.daemon = Daemon(state, 'nova-compute', pids, logs)
+        self.helpers = [Daemon(state, n, pids, logs)
+                        for n in ('rsyncd', 'libvirtd', 'virtlogd')]
+
+    def up(self):
+        if self.daemon.pid():
+            return 'already up'
+        secret = self.state.secrets()['rsync']
+        write_private(os.path.join(self.dir, 'rsyncd.secrets'),
+                      f'nova:{secret}\n')
+        write_private(os.path.join(self.dir, 'rsync.password'),
+                      f'{secret}\n')
+        kind = virt_type()
+        host_conf = self.state.render(
+            'compute.conf', os.path.join(self.dir, 'compute.conf'),
+            host_name=self.name, host_ip=self.ip, host_dir=self.dir,
+            instances=INSTANCES, virt_type=kind)
+        subprocess.run(
+            ['unshare', '--mount', '--uts', '--propagation', 'private',
+             'bash', HOST_SCRIPT],
+            env=dict(os.environ, HOST_NAME=self.name, HOST_IP=self.ip,
+                     HOST_DIR=self.dir, INSTANCES=INSTANCES,
+                     VENV_BIN=self.state.venv_bin,
+                     NOVA_CONF=os.path.join(self.state.etc, 'nova.conf'),
+                     HOST_CONF=host_conf),
+            check=True, capture_output=True, text=True)
+        wait_for(f'nova-compute on {self.name}', self._registered,
+                 timeout=120, interval=2)
+        return f'started at {self.ip} ({kind})'
+
+    def _registered(self):
+        if self.daemon.pid() is None:
+            raise Died(f'nova-compute on {self.name} exited:\n'
+                       f'{self.daemon.log_tail()}')
+        out = subprocess.run(
+            [self.state.tool('nova-manage'), '--config-file',
+             os.path.join(self.state.etc, 'nova.conf'), 'cell_v2',
+             'discover_hosts', '--verbose'],
+            check=True, capture_output=True, text=True).stdout
+        return self.name in out or self._mapped()
+
+    def _mapped(self):
+        out = subprocess.run(
+            [self.state.tool('nova-manage'), '--config-file',
+             os.path.join(self.state.etc, 'nova.conf'), 'cell_v2',
+             'list_hosts'], check=True, capture_output=True,
+            text=True).stdout
+        return f' {self.name} ' in out
+
+    def down(self):
+        import libvirt  # the cloud's venv has libvirt-python (Nova's)
+        try:
+            conn = libvirt.open(f'qemu+tcp://{self.ip}/system')
+            for dom in conn.listAllDomains():
+                if dom.isActive():
+                    dom.destroy()
+            conn.close()
+        except libvirt.libvirtError:
+            pass  # no libvirtd there: nothing runs
+        stopped = self.daemon.stop(timeout=30)
+        for helper in self.helpers:
+            stopped = helper.stop() or stopped
+        return stopped
+
+
 SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone, Placement, Glance, Neutron,
             NovaApi,
             lambda state: NovaService(state, 'nova-conductor'),
-            lambda state: NovaService(state, 'nova-scheduler'))
+            lambda state: NovaService(state, 'nova-scheduler'),
+            lambda state: ComputeHost(state, 'compute1', '127.0.0.1'),
+            lambda state: ComputeHost(state, 'compute2', '127.0.0.2'))
 
 
 def services(state):

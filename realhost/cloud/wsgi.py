@@ -47,4 +47,8 @@ def neutron():
     os.environ['OS_NEUTRON_CONFIG_FILES'] = (
         f'{config};{os.path.join(os.path.dirname(config), "ml2_conf.ini")}')
     from neutron.wsgi import api
+    from sqlalchemy import orm
+    # The models' backrefs (Port.port_forwardings, which get_ports reads)
+    # exist once the mappers are configured; the API alone never does it.
+    orm.configure_mappers()
     return api.application

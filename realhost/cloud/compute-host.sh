@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One compute "host" of the cloud, run by realhost.cloud inside
+# `unshare --mount --uts --propagation private`: its own hostname, its own
+# /run/libvirt, /etc/libvirt, /var/lib/libvirt, /var/log/libvirt and
+# /var/cache/libvirt (private copies under $HOST_DIR/root), its own view
+# of the shared instances path, then virtlogd, libvirtd (TCP on $HOST_IP),
+# novaext-rsyncd and nova-compute. PIDs go to $HOST_DIR/pids, outside the
+# namespace's private mounts. The namespace lives as long as they do.
+set -euo pipefail
+: "${HOST_NAME:?}" "${HOST_IP:?}" "${HOST_DIR:?}" "${INSTANCES:?}" \
+  "${VENV_BIN:?}" "${NOVA_CONF:?}" "${HOST_CONF:?}"
+pids=$HOST_DIR/pids
+logs=$HOST_DIR/logs
+mkdir -p "$pids" "$logs" "$HOST_DIR/instances" "$INSTANCES" "$HOST_DIR/bin" \
+    "$HOST_DIR/state" "$HOST_DIR/locks"
+
+hostname "$HOST_NAME"
+mount -t tmpfs tmpfs /run/libvirt
+for d in /etc/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; do
+    private=$HOST_DIR/root$d
+    if [ ! -e "$private/.novaext-copied" ]; then
+        mkdir -p "$private"
+        cp -a "$d/." "$private/"
+        touch "$private/.novaext-copied"
+    fi
+    mount --bind "$private" "$d"
+done
+# Nothing of the machine's own libvirt state: no domains, no autostart.
+rm -f /etc/libvirt/qemu/*.xml /etc/libvirt/qemu/autostart/* \
+      /etc/libvirt/qemu/networks/autostart/*
+conf=/etc/libvirt/libvirtd.conf
+sed -i -E '/^(listen_tcp|listen_tls|listen_addr|auth_tcp)\b/d' "$conf"
+printf 'listen_tcp = 1\nlisten_tls = 0\nlisten_addr = "%s"\nauth_tcp = "none"\n' \
+    "$HOST_IP" >> "$conf"
+qemu=/etc/libvirt/qemu.conf
+sed -i -E '/^(security_driver|cgroup_controllers|user|group)\b/d' "$qemu"
+printf 'security_driver = "none"\ncgroup_controllers = [ ]\nuser = "root"\ngroup = "root"\n' >> "$qemu"
+mount --bind "$HOST_DIR/instances" "$INSTANCES"
+
+virtlogd -d -p "$pids/virtlogd.pid"
+libvirtd -d --listen -p "$pids/libvirtd.pid"
+for _ in $(seq 100); do
+    [ -S /run/libvirt/libvirt-sock ] && break
+    sleep 0.1
+done
+[ -S /run/libvirt/libvirt-sock ] || { echo "libvirtd did not start" >&2; exit 1; }
+
+"$VENV_BIN/novaext-rsyncd" --config-file "$NOVA_CONF" --config-file "$HOST_CONF" \
+    start > "$pids/rsyncd.pid"
+
+# privsep runs its helper through sudo; root needs no sudo.
+printf '#!/bin/sh\nexec "$@"\n' > "$HOST_DIR/bin/sudo"
+chmod +x "$HOST_DIR/bin/sudo"
+PATH=$HOST_DIR/bin:$VENV_BIN:$PATH setsid "$VENV_BIN/nova-compute" \
+    --config-file "$NOVA_CONF" --config-file "$HOST_CONF" \
+    < /dev/null >> "$logs/nova-compute.log" 2>&1 &
+echo $! > "$pids/nova-compute.pid"
