@@ -7,7 +7,6 @@ recorded PID means it is up), ``down`` stops the recorded PID only.
 import json
 import os
 import secrets
-import shutil
 import socket
 import string
 import subprocess
@@ -198,6 +197,11 @@ class WsgiService:
     port = None
     app = None          # realhost.cloud.wsgi:<name>
     config = None       # template rendered into etc/
+    # Keystone's catalog: the service's type (None: not registered), its
+    # user (default: name) and the path of its endpoint.
+    service_type = None
+    user = None
+    endpoint_path = ''
 
     def __init__(self, state):
         self.state = state
@@ -206,10 +210,20 @@ class WsgiService:
     def prepare(self, config_path):
         """Database schema and the like, before the app starts."""
 
+    def run(self, *argv):
+        subprocess.run(argv, check=True, capture_output=True)
+
     def up(self):
         if self.daemon.pid():
             return 'already up'
         config = self.state.render(self.config)
+        if self.service_type is not None:
+            secrets_ = self.state.secrets()
+            identity.register(
+                identity.admin_client(secrets_['admin']),
+                self.user or self.name, self.service_type,
+                f'http://127.0.0.1:{self.port}{self.endpoint_path}',
+                secrets_['service'])
         self.prepare(config)
         self.daemon.start(
             [self.state.tool('gunicorn'), '--bind', f'127.0.0.1:{self.port}',
@@ -231,11 +245,10 @@ class Keystone(WsgiService):
 
     def prepare(self, config):
         manage = [self.state.tool('keystone-manage'), '--config-file', config]
-        subprocess.run(manage + ['db_sync'], check=True, capture_output=True)
+        self.run(*manage, 'db_sync')
         for setup in ('fernet_setup', 'credential_setup'):
-            subprocess.run(manage + [setup, '--keystone-user', 'root',
-                                     '--keystone-group', 'root'],
-                           check=True, capture_output=True)
+            self.run(*manage, setup, '--keystone-user', 'root',
+                     '--keystone-group', 'root')
         subprocess.run(
             manage + ['bootstrap', '--bootstrap-admin-url', KEYSTONE_URL,
                       '--bootstrap-public-url', KEYSTONE_URL,
@@ -255,16 +268,11 @@ class Placement(WsgiService):
     name = 'placement'
     port = 8778
     config = 'placement.conf'
+    service_type = 'placement'
 
     def prepare(self, config):
-        secrets_ = self.state.secrets()
-        identity.register(identity.admin_client(secrets_['admin']),
-                          'placement', 'placement',
-                          f'http://127.0.0.1:{self.port}',
-                          secrets_['service'])
-        subprocess.run([self.state.tool('placement-manage'), '--config-file',
-                        config, 'db', 'sync'], check=True,
-                       capture_output=True)
+        self.run(self.state.tool('placement-manage'), '--config-file',
+                 config, 'db', 'sync')
 
 
 class Glance(WsgiService):
@@ -273,14 +281,11 @@ class Glance(WsgiService):
     name = 'glance'
     port = 9292
     config = 'glance-api.conf'
+    service_type = 'image'
 
     def prepare(self, config):
-        secrets_ = self.state.secrets()
-        identity.register(identity.admin_client(secrets_['admin']),
-                          'glance', 'image', f'http://127.0.0.1:{self.port}',
-                          secrets_['service'])
-        subprocess.run([self.state.tool('glance-manage'), '--config-file',
-                        config, 'db_sync'], check=True, capture_output=True)
+        self.run(self.state.tool('glance-manage'), '--config-file', config,
+                 'db_sync')
 
 
 class Neutron(WsgiService):
@@ -290,16 +295,12 @@ class Neutron(WsgiService):
     name = 'neutron'
     port = 9696
     config = 'neutron.conf'
+    service_type = 'network'
 
     def prepare(self, config):
-        secrets_ = self.state.secrets()
-        identity.register(identity.admin_client(secrets_['admin']),
-                          'neutron', 'network', f'http://127.0.0.1:{self.port}',
-                          secrets_['service'])
         ml2 = self.state.render('ml2_conf.ini')
-        subprocess.run([self.state.tool('neutron-db-manage'), '--config-file',
-                        config, '--config-file', ml2, 'upgrade', 'head'],
-                       check=True, capture_output=True)
+        self.run(self.state.tool('neutron-db-manage'), '--config-file',
+                 config, '--config-file', ml2, 'upgrade', 'head')
 
 
 class NovaApi(WsgiService):
@@ -309,28 +310,21 @@ class NovaApi(WsgiService):
     port = 8774
     config = 'nova.conf'
     app = 'nova_api'
+    service_type = 'compute'
+    user = 'nova'
+    endpoint_path = '/v2.1'
 
     def prepare(self, config):
-        secrets_ = self.state.secrets()
-        identity.register(identity.admin_client(secrets_['admin']),
-                          'nova', 'compute',
-                          f'http://127.0.0.1:{self.port}/v2.1',
-                          secrets_['service'])
         manage = [self.state.tool('nova-manage'), '--config-file', config]
-        subprocess.run(manage + ['api_db', 'sync'], check=True,
-                       capture_output=True)
+        self.run(*manage, 'api_db', 'sync')
         cells = subprocess.run(manage + ['cell_v2', 'list_cells'],
                                check=True, capture_output=True,
                                text=True).stdout
         if ' cell0 ' not in cells:
-            subprocess.run(manage + ['cell_v2', 'map_cell0'], check=True,
-                           capture_output=True)
+            self.run(*manage, 'cell_v2', 'map_cell0')
         if ' cell1 ' not in cells:
-            subprocess.run(manage + ['cell_v2', 'create_cell', '--name',
-                                     'cell1'], check=True,
-                           capture_output=True)
-        subprocess.run(manage + ['db', 'sync'], check=True,
-                       capture_output=True)
+            self.run(*manage, 'cell_v2', 'create_cell', '--name', 'cell1')
+        self.run(*manage, 'db', 'sync')
 
 
 class NovaService:
@@ -455,7 +449,3 @@ SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone, Placement, Glance, Neutron,
 
 def services(state):
     return [cls(state) for cls in SERVICES]
-
-
-def have(tool):
-    return shutil.which(tool) is not None
