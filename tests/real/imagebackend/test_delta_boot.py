@@ -43,7 +43,11 @@ def test_boot_from_delta_snapshot_fetches_base_by_sha1_and_rebases(
     assert real_host.domain(instance) is None
 
 
-def test_second_boot_of_delta_reuses_cached_base(real_host, tmp_path):
+def _base_and_delta_uploaded(real_host, tmp_path):
+    """A base image and a delta snapshot of it in the image service.
+
+    :returns: (base image id, its sha1, delta image id)
+    """
     base_id, base_sha1, base_file, delta_file = images.make_base_and_delta(
         str(tmp_path))
     real_host.upload_image(base_file, 'qcow2', name='base',
@@ -51,6 +55,12 @@ def test_second_boot_of_delta_reuses_cached_base(real_host, tmp_path):
                            image_id=base_id)
     delta_id = real_host.upload_image(
         delta_file, 'qcow2', properties={'base_image_id_sha1': base_sha1})
+    return base_id, base_sha1, delta_id
+
+
+def test_second_boot_of_delta_reuses_cached_base(real_host, tmp_path):
+    base_id, base_sha1, delta_id = _base_and_delta_uploaded(real_host,
+                                                            tmp_path)
     first = real_host.new_instance(delta_id)
     real_host.spawn(first)
     base_path = os.path.join(real_host.instances_path, '_base', base_sha1)
@@ -74,13 +84,8 @@ def test_existing_delta_disk_gets_its_missing_base_back_unchanged(
     """The spawn-path cache call on a disk that exists, base gone."""
     from nova.virt.libvirt import utils as libvirt_utils
 
-    base_id, base_sha1, base_file, delta_file = images.make_base_and_delta(
-        str(tmp_path))
-    real_host.upload_image(base_file, 'qcow2', name='base',
-                           properties={'image_id_sha1': base_sha1},
-                           image_id=base_id)
-    delta_id = real_host.upload_image(
-        delta_file, 'qcow2', properties={'base_image_id_sha1': base_sha1})
+    base_id, base_sha1, delta_id = _base_and_delta_uploaded(real_host,
+                                                            tmp_path)
     instance = real_host.new_instance(delta_id)
     real_host.spawn(instance)
     real_host.driver.power_off(instance)
@@ -109,13 +114,8 @@ def test_a_wrong_base_of_a_delta_is_quarantined_and_fetched_again(
     """The delta's base is found by its sha1 and the cached file under that
     name is not it (no record, other bytes): it is moved aside and the
     base image fetched again before the delta is pointed at anything."""
-    base_id, base_sha1, base_file, delta_file = images.make_base_and_delta(
-        str(tmp_path))
-    real_host.upload_image(base_file, 'qcow2', name='base',
-                           properties={'image_id_sha1': base_sha1},
-                           image_id=base_id)
-    delta_id = real_host.upload_image(
-        delta_file, 'qcow2', properties={'base_image_id_sha1': base_sha1})
+    base_id, base_sha1, delta_id = _base_and_delta_uploaded(real_host,
+                                                            tmp_path)
     base_path = os.path.join(real_host.instances_path, '_base', base_sha1)
     os.makedirs(os.path.dirname(base_path))
     with open(base_path, 'wb') as f:
