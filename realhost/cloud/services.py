@@ -347,6 +347,7 @@ class NovaService:
 
 
 INSTANCES = '/var/lib/novaext-cloud-instances'
+COMPUTE_HOSTS = (('compute1', '127.0.0.1'), ('compute2', '127.0.0.2'))
 HOST_SCRIPT = os.path.join(os.path.dirname(__file__), 'compute-host.sh')
 
 
@@ -443,8 +444,8 @@ SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone, Placement, Glance, Neutron,
             NovaApi,
             lambda state: NovaService(state, 'nova-conductor'),
             lambda state: NovaService(state, 'nova-scheduler'),
-            lambda state: ComputeHost(state, 'compute1', '127.0.0.1'),
-            lambda state: ComputeHost(state, 'compute2', '127.0.0.2'))
+            *(lambda state, n=name, ip=ip: ComputeHost(state, n, ip)
+              for name, ip in COMPUTE_HOSTS))
 
 
 def services(state):

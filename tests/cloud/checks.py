@@ -1,0 +1,73 @@
+"""What the cloud tests assert about a server's disk and its hosts."""
+
+import hashlib
+import os
+
+MIB = 1024 * 1024
+SMALL_FLAVOR = 'novaext-small'   # 1 GiB root disk
+LARGE_FLAVOR = 'novaext-large'   # 2 GiB root disk
+FLAVORS = {SMALL_FLAVOR: 1, LARGE_FLAVOR: 2}
+IMAGE_NAME = 'novaext-cloud-tier'
+IMAGE_PATTERN = '0x11'           # the image's first 32 MiB
+IMAGE_DATA = 32 * 1024 * 1024
+IMAGE_SIZE = 64 * 1024 * 1024
+
+
+def base_name(image_id):
+    """The _base name of an image: sha1 of its id (Nova's and novaext's)."""
+    return hashlib.sha1(image_id.encode()).hexdigest()
+
+
+# Written through the running QEMU: one MiB over the image's data (copied
+# on write into the overlay) and four MiB past it.
+MARKS = (('0x5b', 0, 1 * MIB), ('0x5a', 100 * MIB, 4 * MIB))
+MARKS_BYTES = sum(length for _, _, length in MARKS)
+
+
+def write_marks(host, server):
+    for pattern, offset, length in MARKS:
+        host.guest_io(server, f'write -P {pattern} {offset} {length}')
+    host.guest_io(server, 'flush')
+
+
+def assert_marks(host, server):
+    """The marks, and the image's data around them, read back through
+    the server's running QEMU on ``host``."""
+    for pattern, offset, length in MARKS:
+        host.guest_io(server, f'read -P {pattern} {offset} {length}')
+    host.guest_io(server, f'read -P {IMAGE_PATTERN} {1 * MIB} '
+                          f'{IMAGE_DATA - MIB}')
+
+
+def assert_backed_by_verified_base(host, server, image_id, root_gb):
+    """The server's disk on ``host`` is a qcow2 overlay of the image's
+    base in the host's _base, of the flavor's size, and the base carries
+    novaext's verification record."""
+    base = host.path('_base', base_name(image_id))
+    info = host.qemu_img_info(host.disk_of(server))
+    assert info['format'] == 'qcow2'
+    assert info['full-backing-filename'] == base
+    assert info['virtual-size'] == root_gb * 1024 ** 3
+    assert os.path.exists(host.outside(base + '.verified')), (
+        f'{base} on {host.name} has no verification record; _base has '
+        f'{host.base_files()}')
+    return info
+
+
+def assert_nothing_left(cloud, server_id, except_on=None):
+    """No file or domain of the server on any host but ``except_on``."""
+    for host in cloud.hosts.values():
+        if host.name == except_on:
+            continue
+        assert host.instance_files(server_id) == [], (
+            f'{host.name} still has {host.instance_files(server_id)}')
+        conn = host.libvirt()
+        names = [d.UUIDString() for d in conn.listAllDomains()]
+        assert server_id not in names, f'{host.name} still has its domain'
+
+
+def push_ends(notifications, server_id, since):
+    """novaext's resize push end events about the server since ``since``,
+    by file name."""
+    return {e['payload']['file']: e for e in notifications.wait(
+        server_id, 'novaext.resize.push.end', since=since)}

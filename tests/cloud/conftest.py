@@ -1,0 +1,176 @@
+"""Cloud tier: real Nova services as processes, driven through the API.
+
+Needs the cloud of ``scripts/cloud up`` (scripts/test brings it up before
+this tier). Where it is not running the tests skip with the reason; with
+NOVAEXT_REQUIRE_CLOUD=1 (set by scripts/test, hence in CI) that is a
+failure instead. A failing test gets the cloud's log lines written while
+it ran (errors, warnings and lines naming its servers) in its report.
+"""
+
+import os
+import subprocess
+import time
+
+import openstack
+import pytest
+
+from realhost.cloud import access
+from tests.cloud.checks import FLAVORS
+from tests.cloud.checks import IMAGE_DATA
+from tests.cloud.checks import IMAGE_NAME
+from tests.cloud.checks import IMAGE_PATTERN
+from tests.cloud.checks import IMAGE_SIZE
+
+
+@pytest.fixture(scope='session')
+def cloud():
+    try:
+        return access.Cloud()
+    except access.NotUp as e:
+        if os.environ.get('NOVAEXT_REQUIRE_CLOUD') == '1':
+            pytest.exit(f'cloud tier required but cannot run: {e}',
+                        returncode=3)
+        pytest.skip(f'CLOUD TIER SKIPPED: {e}')
+
+
+@pytest.fixture(scope='session')
+def notifications(cloud):
+    listener = access.Notifications(cloud.transport_url).start()
+    yield listener
+    listener.stop()
+
+
+@pytest.fixture(scope='session')
+def flavors(cloud):
+    found = {f.name: f for f in cloud.api.compute.flavors()}
+    for name, disk in FLAVORS.items():
+        if name not in found:
+            found[name] = cloud.api.compute.create_flavor(
+                name=name, ram=128, vcpus=1, disk=disk)
+    return found
+
+
+@pytest.fixture(scope='session')
+def image(cloud, tmp_path_factory):
+    """A 64 MiB qcow2 image whose first 32 MiB hold IMAGE_PATTERN (no OS:
+    the tests read and write the disk through QEMU, not a guest)."""
+    for old in cloud.api.image.images(name=IMAGE_NAME):
+        cloud.api.image.delete_image(old)
+    path = str(tmp_path_factory.mktemp('image') / 'image.qcow2')
+    subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', path,
+                    str(IMAGE_SIZE)], check=True)
+    subprocess.run(['qemu-io', '-f', 'qcow2', '-c',
+                    f'write -P {IMAGE_PATTERN} 0 {IMAGE_DATA}', path],
+                   check=True, capture_output=True)
+    created = cloud.api.image.create_image(
+        name=IMAGE_NAME, filename=path, disk_format='qcow2',
+        container_format='bare', wait=True)
+    yield cloud.api.image.get_image(created.id)
+    cloud.api.image.delete_image(created.id, ignore_missing=True)
+
+
+class Servers:
+    """Creates servers for one test and deletes them (and waits until
+    they are gone) after it; snapshot images too."""
+
+    def __init__(self, cloud):
+        self.cloud = cloud
+        self.ids = []
+        self.image_ids = []
+
+    def boot(self, image_id, flavor, host, name='novaext-cloud-tier'):
+        """A server from ``image_id`` on ``host``, ACTIVE."""
+        server = self.cloud.api.compute.create_server(
+            name=name, image_id=image_id, flavor_id=flavor.id,
+            networks='none', availability_zone=f'nova:{host}')
+        self.ids.append(server.id)
+        return self.wait(server, 'ACTIVE')
+
+    def wait(self, server, status, timeout=300):
+        api = self.cloud.api.compute
+        try:
+            api.wait_for_server(server, status=status, failures=['ERROR'],
+                                interval=1, wait=timeout)
+        except Exception as e:
+            current = api.get_server(server.id)
+            raise AssertionError(
+                f'server {server.id} did not reach {status}: {e}; '
+                f'status {current.status}, fault {current.fault}') from e
+        return api.get_server(server.id)
+
+    def snapshot(self, server, name):
+        image = self.cloud.api.compute.create_server_image(
+            server, name, wait=True, timeout=300)
+        self.image_ids.append(image.id)
+        return self.cloud.api.image.get_image(image.id)
+
+    def cleanup(self):
+        api = self.cloud.api.compute
+        for server_id in self.ids:
+            api.delete_server(server_id, ignore_missing=True)
+        for server_id in self.ids:
+            try:
+                server = api.get_server(server_id)
+            except openstack.exceptions.NotFoundException:
+                continue
+            api.wait_for_delete(server, interval=1, wait=120)
+        for image_id in self.image_ids:
+            self.cloud.api.image.delete_image(image_id, ignore_missing=True)
+
+
+@pytest.fixture
+def servers(cloud, request):
+    made = Servers(cloud)
+    request.node.cloud_servers = made
+    yield made
+    made.cleanup()
+
+
+def actions(cloud, server):
+    """The server's instance actions, oldest first, as
+    (action, [(event, result), ...])."""
+    found = []
+    for action in cloud.api.compute.server_actions(server.id):
+        detail = cloud.api.compute.get_server_action(action.request_id,
+                                                     server.id)
+        found.append((action.action,
+                      [(e['event'], e['result']) for e in detail.events]))
+    return list(reversed(found))
+
+
+# -- the cloud's logs in a failing test's report --------------------------
+
+def _log_sizes(cloud):
+    return {path: os.path.getsize(path) for path in cloud.logs()}
+
+
+@pytest.fixture(autouse=True)
+def _cloud_log_marks(request):
+    if 'cloud' not in request.fixturenames:
+        yield
+        return
+    cloud = request.getfixturevalue('cloud')
+    request.node.cloud_log_marks = (cloud, _log_sizes(cloud), time.time())
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marks = getattr(item, 'cloud_log_marks', None)
+    if not report.failed or marks is None:
+        return
+    cloud, sizes, _ = marks
+    servers = getattr(item, 'cloud_servers', None)
+    ids = servers.ids if servers is not None else []
+    for path in cloud.logs():
+        with open(path, errors='replace') as f:
+            f.seek(sizes.get(path, 0))
+            lines = [line for line in f if
+                     any(w in line for w in ('ERROR', 'WARNING',
+                                             'Traceback', *ids))]
+        if lines:
+            report.sections.append(
+                (f'cloud log {path} (while the test ran)',
+                 ''.join(lines[-80:])))
