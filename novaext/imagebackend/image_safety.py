@@ -1,12 +1,18 @@
 """Safety checks for a downloaded delta snapshot, before QEMU opens it.
 
-A delta snapshot is a qcow2 with a backing file, which Nova's own fetch
-refuses outright. novaext accepts exactly one form of it: a qcow2 whose
-only safety-check failure in oslo's format inspector is "backing file",
-whose backing file name is the bare sha1 its image declares, and which has
-no external data file. Everything else is refused with ImageUnacceptable
-naming the image.
-"""
+A delta snapshot holds only the clusters its guest wrote above a base; the
+image's ``base_image_id_sha1`` property names the base, and novaext points
+the delta at ``_base/<sha1>`` itself (``qemu-img rebase -u``). Two forms
+are accepted, both a qcow2 without an external data file:
+
+- detached: no backing file at all (what novaext uploads: the image
+  service refuses a qcow2 with a backing file), so every check of oslo's
+  format inspector must pass;
+- named: the backing file is the bare sha1 the image declares, and that is
+  the inspector's only failure (what novaext uploaded before glance 29
+  began to refuse it; such images may still be in an image service).
+
+Everything else is refused with ImageUnacceptable naming the image."""
 
 from nova import exception
 from nova.virt import images
@@ -53,7 +59,7 @@ def check_delta_snapshot(path, image_id, disk_format, base_sha1):
     if data_file is not None:
         raise _refuse(image_id, f'qcow2 has an external data file '
                                 f'{data_file!r}')
-    if info.backing_file != base_sha1:
+    if info.backing_file not in (None, base_sha1):
         raise _refuse(image_id, f'backing file {info.backing_file!r} is not '
                                 f'the declared base {base_sha1}')
     return info

@@ -175,8 +175,7 @@ class SnapshotRun:
                  root_disk=None):
         progress = self.progress.child('extract')
         if base is not None:
-            snapshot_extract.extract_delta(source, base.path, base.sha1, out,
-                                           progress)
+            snapshot_extract.extract_delta(source, base.path, out, progress)
         elif root_disk is not None:
             snapshot_extract.extract_backend_disk(root_disk, out,
                                                   image_format, progress)

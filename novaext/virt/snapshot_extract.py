@@ -7,11 +7,17 @@ stopped or saved guest's disk, or a live snapshot's finished copy):
   image in the snapshot format (Nova's ``extract_snapshot`` or its image
   backend's ``snapshot_extract``: ``qemu-img convert``, compressed when
   ``[libvirt] snapshot_compression`` is set and the format is qcow2);
-- ``extract_delta``: only the source's top layer as a qcow2 whose backing
-  file is the base's bare sha1 name, the shape novaext's image backend
-  boots (imagebackend.image_safety): ``qemu-img convert -B <base>`` copies
-  the clusters the top layer holds and nothing of the base, then
-  ``qemu-img rebase -u`` renames the backing to the sha1 alone.
+- ``extract_delta``: only the source's top layer, as a qcow2 with no
+  backing file (detached): ``qemu-img convert -B <base>`` copies the
+  clusters the top layer holds and nothing of the base, then ``qemu-img
+  rebase -u -b ''`` drops the backing file from its header. The base is
+  named by the image's ``base_image_id_sha1`` property only; novaext's
+  image backend points the delta back at it when it boots one
+  (imagebackend.image_safety, qcow2). Detached because the image service
+  refuses a qcow2 with a backing file: Glance inspects every upload of a
+  ``bare`` container and fails one whose format inspector reports a
+  backing file ("Image failed safety checks"; glance 29 onwards, not
+  configurable), which is also what Nova's own format inspector refuses.
 
 Progress is the output file's growth (snapshot_progress.watch_file).
 """
@@ -41,9 +47,9 @@ def extract_backend_disk(root_disk, out, out_format, progress):
         root_disk.snapshot_extract(out, out_format)
 
 
-def extract_delta(source, base_path, base_sha1, out, progress,
-                  compress=None):
-    """Write ``source``'s top layer to ``out``, backed by ``base_sha1``.
+def extract_delta(source, base_path, out, progress, compress=None):
+    """Write ``source``'s top layer to ``out``: a detached qcow2 (no
+    backing file) holding what ``source`` holds above ``base_path``.
 
     :param source: a qcow2 whose backing file is ``base_path``
     :param compress: compress clusters; default [libvirt]
@@ -60,4 +66,4 @@ def extract_delta(source, base_path, base_sha1, out, progress,
         with compute_utils.disk_ops_semaphore:
             processutils.execute(*args, source, out)
     processutils.execute('qemu-img', 'rebase', '-u', '-f', 'qcow2',
-                         '-b', base_sha1, '-F', base_format, out)
+                         '-b', '', out)

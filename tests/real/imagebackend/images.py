@@ -20,12 +20,13 @@ def qemu_io(path, fmt, *commands, force_share=False):
     return out.stdout
 
 
-def make_base_and_delta(workdir, size='64M'):
+def make_base_and_delta(workdir, size='64M', detached=True):
     """A base image and a delta snapshot over it, like a real snapshot.
 
     Returns (base_id, base_sha1, base_file, delta_file). The base holds
     0x5a in its first MiB; the delta writes 0xa5 into its second MiB and
-    names its backing file by the bare sha1, as novaext's snapshots do.
+    has no backing file (``detached``, as novaext uploads deltas) or names
+    it by the bare sha1 (as novaext did before glance refused that).
     """
     base_id = str(uuid.uuid4())
     base_sha1 = hashlib.sha1(base_id.encode()).hexdigest()
@@ -42,6 +43,9 @@ def make_base_and_delta(workdir, size='64M'):
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b',
                     base_sha1, '-F', 'raw', delta_file], check=True)
     qemu_io(delta_file, 'qcow2', 'write -P 0xa5 1M 1M')
+    if detached:
+        subprocess.run(['qemu-img', 'rebase', '-u', '-f', 'qcow2', '-b', '',
+                        delta_file], check=True)
     return base_id, base_sha1, base_file, delta_file
 
 

@@ -3,15 +3,18 @@
 import os
 
 import libvirt
+import pytest
 
 from realhost import harness
 from tests.real.imagebackend import images
 
 
+@pytest.mark.parametrize('detached', [True, False],
+                         ids=['detached-delta', 'delta-naming-its-base'])
 def test_boot_from_delta_snapshot_fetches_base_by_sha1_and_rebases(
-        real_host, tmp_path):
+        real_host, tmp_path, detached):
     base_id, base_sha1, base_file, delta_file = images.make_base_and_delta(
-        str(tmp_path))
+        str(tmp_path), detached=detached)
     real_host.upload_image(base_file, 'qcow2', name='base',
                            properties={'image_id_sha1': base_sha1},
                            image_id=base_id)

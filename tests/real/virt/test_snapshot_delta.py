@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 
+from oslo_utils.imageutils import format_inspector
+
 from novaext.imagebackend import image_safety
 from realhost import harness
 from realhost import snapshots
@@ -56,6 +58,10 @@ def test_delta_snapshot_uploads_overlay_and_boots_with_and_without_base(
     base_meta = real_host.images.show(real_host.context, base_id)
     assert base_meta['properties']['image_id_sha1'] == base_sha1
     delta_file = real_host.uploaded_file(delta_id)
+    # Detached, so that the image service's upload inspection (glance's,
+    # the same oslo format inspector) finds nothing to refuse.
+    assert 'backing-filename' not in harness.qemu_img_info(delta_file)
+    format_inspector.detect_file_format(delta_file).safety_check()
     info = image_safety.check_delta_snapshot(delta_file, delta_id, 'qcow2',
                                              base_sha1)
     assert info.virtual_size == 2 * 1024 ** 3
