@@ -14,10 +14,18 @@ def main():
     parser = argparse.ArgumentParser(prog='cloud',
                                      description=__doc__.splitlines()[0])
     parser.add_argument('action', choices=('up', 'down', 'status'))
+    parser.add_argument('names', nargs='*', metavar='service',
+                        help='only these (e.g. compute1 compute2); '
+                             'default: all')
     args = parser.parse_args()
     state = cloud_services.State(
         os.environ.get('NOVAEXT_CLOUD_STATE', DEFAULT_STATE))
     services = cloud_services.services(state)
+    unknown = set(args.names) - {s.name for s in services}
+    if unknown:
+        parser.error(f'no such service: {", ".join(sorted(unknown))}')
+    if args.names:
+        services = [s for s in services if s.name in args.names]
     if args.action == 'up':
         start = time.monotonic()
         for service in services:

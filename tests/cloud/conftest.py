@@ -98,11 +98,51 @@ class Servers:
                 f'status {current.status}, fault {current.fault}') from e
         return api.get_server(server.id)
 
-    def snapshot(self, server, name):
+    def wait_for(self, server, done, what, timeout=300):
+        """Poll the server until ``done(server)``; fail on ERROR."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.cloud.api.compute.get_server(server.id)
+            if done(current):
+                return current
+            if current.status == 'ERROR' or time.monotonic() > deadline:
+                raise AssertionError(
+                    f'server {server.id} not {what}: status '
+                    f'{current.status}, task {current.task_state}, host '
+                    f'{current.compute_host}, fault {current.fault}')
+            time.sleep(1)
+
+    def snapshot(self, server, name, timeout=300, **properties):
+        """``openstack server image create --property k=v ...``: the new
+        image once active; fails as soon as the snapshot has failed
+        (image killed or gone, or the server's task ended without it)."""
         image = self.cloud.api.compute.create_server_image(
-            server, name, wait=True, timeout=300)
+            server, name, metadata=properties)
         self.image_ids.append(image.id)
-        return self.cloud.api.image.get_image(image.id)
+        deadline = time.monotonic() + timeout
+        task_over_since = None
+        while True:
+            try:
+                image = self.cloud.api.image.get_image(image.id)
+            except openstack.exceptions.NotFoundException:
+                raise AssertionError(f'snapshot {image.id} was deleted: '
+                                     'the snapshot failed') from None
+            if image.status == 'active':
+                return image
+            if image.status in ('killed', 'deleted'):
+                raise AssertionError(f'snapshot {image.id} {image.status}')
+            if self.cloud.api.compute.get_server(server.id).task_state:
+                task_over_since = None
+            elif task_over_since is None:
+                task_over_since = time.monotonic()
+            elif time.monotonic() - task_over_since > 10:
+                raise AssertionError(
+                    f'the snapshot task of {server.id} ended, image '
+                    f'{image.id} is {image.status}: the upload failed')
+            if time.monotonic() > deadline:
+                raise AssertionError(f'snapshot {image.id} still '
+                                     f'{image.status} after {timeout} s')
+            time.sleep(1)
 
     def cleanup(self):
         api = self.cloud.api.compute

@@ -1,0 +1,32 @@
+"""Block live migration between the two hosts (no shared storage): the
+server keeps running, its disk arrives on the destination as an overlay
+of the destination's own verified base."""
+
+from tests.cloud import checks
+from tests.cloud.conftest import actions
+
+
+def test_block_live_migration_keeps_the_server_running_and_its_data(
+        cloud, flavors, image, servers):
+    source, dest = cloud.hosts['compute1'], cloud.hosts['compute2']
+    server = servers.boot(image.id, flavors[checks.SMALL_FLAVOR], source.name)
+    checks.write_marks(source, server)
+
+    cloud.api.compute.live_migrate_server(server, host=dest.name,
+                                          block_migration=True)
+    server = servers.wait_for(
+        server, lambda s: s.status == 'ACTIVE' and s.task_state is None
+        and s.compute_host == dest.name, 'ACTIVE on ' + dest.name)
+
+    assert dest.domain(server).isActive()
+    checks.assert_backed_by_verified_base(dest, server, image.id, 1)
+    checks.assert_marks(dest, server)
+    checks.assert_nothing_left(cloud, server.id, except_on=dest.name)
+    migrations = list(cloud.api.compute.server_migrations(server))
+    assert migrations == [] or all(m.status == 'completed'
+                                   for m in migrations)
+    assert [a for a, _ in actions(cloud, server)] == [
+        'create', 'live-migration']
+    for action, events in actions(cloud, server):
+        assert all(result == 'Success' for _, result in events), (
+            action, events)
