@@ -125,7 +125,7 @@ class SnapshotRun:
                             source_type)
             if image_format in ('lvm', 'rbd'):
                 image_format = 'raw'
-        metadata, purge = snapshot_upload.snapshot_metadata(
+        metadata, kept = snapshot_upload.snapshot_metadata(
             self.driver, self.instance, snapshot_image, image_format, base)
 
         image_meta = self.instance.image_meta
@@ -166,7 +166,7 @@ class SnapshotRun:
                 expected_state=task_states.IMAGE_PENDING_UPLOAD)
             self.bytes_uploaded = snapshot_upload.upload(
                 self.image_api, self.context, self.image_id, metadata, out,
-                self.progress.child('upload'), purge=purge)
+                self.progress.child('upload'), kept=kept)
         LOG.info('Snapshot image upload complete (%(bytes)d bytes)',
                  {'bytes': self.bytes_uploaded}, instance=self.instance)
 

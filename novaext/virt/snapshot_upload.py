@@ -69,21 +69,22 @@ class ProgressReader:
 
 def snapshot_metadata(driver, instance, snapshot_image, disk_format,
                       delta_base=None):
-    """Metadata for the upload; ``purge`` says whether properties are
-    replaced (to drop inherited novaext properties) or merged."""
+    """Metadata for the upload, and the properties the snapshot image
+    keeps of its own: None when it inherited none of novaext's, else its
+    properties without them (``upload`` cuts the image down to these
+    first)."""
     metadata = driver._create_snapshot_metadata(
         instance.image_meta, instance, disk_format, snapshot_image['name'])
     inherited = dict(snapshot_image.get('properties') or {})
-    purge = any(p in inherited for p in NOVAEXT_PROPERTIES)
-    if purge:
-        properties = {k: v for k, v in inherited.items()
-                      if k not in NOVAEXT_PROPERTIES}
-        properties.update(metadata['properties'])
-        metadata['properties'] = properties
+    kept = None
+    if any(p in inherited for p in NOVAEXT_PROPERTIES):
+        kept = {k: v for k, v in inherited.items()
+                if k not in NOVAEXT_PROPERTIES}
+        metadata['properties'] = dict(kept, **metadata['properties'])
     if delta_base is not None:
         metadata['properties'][image_kind.BASE_SHA1_PROPERTY] = \
             delta_base.sha1
-    return metadata, purge
+    return metadata, kept
 
 
 def try_label_base(image_api, context, delta_base, instance):
@@ -117,12 +118,22 @@ def label_base(image_api, context, delta_base, instance):
 
 
 def upload(image_api, context, image_id, metadata, path, progress,
-           purge=False):
+           kept=None):
     """Stream ``path`` to image ``image_id`` with ``metadata``.
+
+    With ``kept`` (see ``snapshot_metadata``), the image's properties are
+    first cut down to ``kept`` in an update of their own, so that the
+    upload's update only adds. In one update, glanceclient's JSON patch
+    turns "remove image_id_sha1" plus "add base_image_id_sha1" of the same
+    sha1 (a delta of a server booted from a labelled base) into a "move",
+    which Glance refuses (HTTP 400 "Invalid operation: move").
 
     The file is opened with Nova's ``file_open`` (the seam Nova's own
     snapshot and its test fixtures use).
     """
+    if kept is not None:
+        image_api.update(context, image_id, {'properties': kept},
+                         purge_props=True)
     with libvirt_utils.file_open(path, 'rb') as f:
         try:
             total = os.fstat(f.fileno()).st_size
@@ -131,5 +142,5 @@ def upload(image_api, context, image_id, metadata, path, progress,
         reader = ProgressReader(f, total, progress)
         with compute_utils.disk_ops_semaphore:
             image_api.update(context, image_id, metadata, reader,
-                             purge_props=purge)
+                             purge_props=False)
     return reader.bytes_read

@@ -228,14 +228,20 @@ class Notifications:
                     isinstance(e['payload'], dict) and
                     e['payload'].get('instance_uuid') == instance_uuid]
 
-    def wait(self, instance_uuid, event_type, timeout=30, since=0.0):
+    def wait(self, instance_uuid, event_type, timeout=30, since=0.0,
+             **payload):
         """The events of ``event_type`` about ``instance_uuid`` received
-        after ``since``, once at least one arrived."""
+        after ``since``, once at least one whose payload has the items of
+        ``payload`` arrived (the listener handles messages in a thread
+        pool: their order is not the order they were sent in)."""
         deadline = time.monotonic() + timeout
         while True:
             found = [e for e in self.of(instance_uuid, event_type)
                      if e['event_type'] == event_type and
                      e['received'] >= since]
+            if not any(payload.items() <= e['payload'].items()
+                       for e in found):
+                found = []
             if found:
                 return found
             if time.monotonic() > deadline:

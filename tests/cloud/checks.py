@@ -70,4 +70,4 @@ def push_ends(notifications, server_id, since):
     """novaext's resize push end events about the server since ``since``,
     by file name."""
     return {e['payload']['file']: e for e in notifications.wait(
-        server_id, 'novaext.resize.push.end', since=since)}
+        server_id, 'novaext.resize.push.end', since=since, file='disk')}
