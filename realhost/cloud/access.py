@@ -13,6 +13,7 @@ Nothing here starts or stops a service (that is ``realhost.cloud``).
 
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -58,6 +59,7 @@ class Cloud:
             password=self.secrets['admin'], project_name='admin',
             user_domain_name='Default', project_domain_name='Default',
             region_name='RegionOne', compute_api_version='2.95',
+            block_storage_api_version='3.71',
             load_yaml_config=False, load_envvars=False)
 
     @property
@@ -73,11 +75,19 @@ class Cloud:
         """Every log file of the cloud: control plane and hosts."""
         files = [self.log(n) for n in ('nova-api', 'nova-conductor',
                                        'nova-scheduler', 'glance',
-                                       'placement', 'neutron', 'keystone')]
+                                       'placement', 'neutron', 'keystone',
+                                       'cinder-api', 'cinder-scheduler',
+                                       'cinder-volume')]
         for host in self.hosts.values():
             files.append(host.log('nova-compute'))
             files.append(host.log('rsyncd'))
         return [f for f in files if os.path.exists(f)]
+
+    def volume_file(self, volume_id):
+        """The sparse file behind a volume (realhost.cloud's Cinder
+        driver, ``[file] file_volumes_dir``)."""
+        return os.path.join(self.root, 'data', 'cinder', 'files',
+                            f'volume-{volume_id}')
 
     def host_of(self, server):
         return self.hosts[server.compute_host]
@@ -159,25 +169,59 @@ class Host:
         except libvirt.libvirtError:
             return None
 
-    def guest_io(self, server, command):
-        """Run a qemu-io command on the running guest's root disk through
-        its QEMU (HMP), as the guest's own reads and writes would go.
+    def guest_log(self, server):
+        """The guest's QEMU log (its stdout and stderr, through virtlogd),
+        where this host's private /var/log/libvirt really is."""
+        return os.path.join(self.dir, 'root', 'var', 'log', 'libvirt',
+                            'qemu', f'{server.instance_name}.log')
 
-        :returns: qemu-io's output
+    def guest_io(self, server, command, device='virtio-disk0', timeout=10):
+        """Run a qemu-io command on one of the running guest's disks
+        through its QEMU (HMP), as the guest's own reads and writes would
+        go: ``device`` is the disk's device id (a virtio root disk's is
+        ``virtio-disk0``, a SCSI one's ``scsi0-0-0-0``; a volume's
+        ``ua-<volume id>``).
+
+        QEMU prints qemu-io's report on its stdout, not on the monitor: it
+        is read from the guest's log, where it arrives through virtlogd.
+
+        :returns: qemu-io's report
         :raises AssertionError: when qemu-io reports an error or a
-            pattern mismatch
+            pattern mismatch, or no report arrives within ``timeout``
         """
         dom = self.domain(server)
         if dom is None:
             raise AssertionError(f'{server.id} has no domain on {self.name}')
+        log = self.guest_log(server)
+        offset = os.path.getsize(log)
         hmp = libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
         info = libvirt_qemu.qemuMonitorCommand(dom, 'info block', hmp)
-        device = info.split('Attached to:', 1)[1].split()[0]
+        # virtio-blk: /machine/peripheral/<id>/virtio-backend; SCSI: <id>
+        found = re.search(
+            rf'Attached to:\s+((?:/machine/peripheral/)?{re.escape(device)}'
+            r'(?:/virtio-backend)?)\s', info)
+        if found is None:
+            raise AssertionError(f'{server.id} has no disk {device}: {info}')
+        qdev = found.group(1)
         out = libvirt_qemu.qemuMonitorCommand(
-            dom, f'qemu-io -d {device} "{command}"', hmp)
-        if any(w in out.lower() for w in ('error', 'fail', 'mismatch')):
-            raise AssertionError(f'qemu-io {command!r} on {server.id}: {out}')
-        return out
+            dom, f'qemu-io -d {qdev} "{command}"', hmp)
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(log, errors='replace') as f:
+                f.seek(offset)
+                out += f.read()
+            bad = [w for w in ('error', 'fail', 'mismatch')
+                   if w in out.lower()]
+            if bad:
+                raise AssertionError(
+                    f'qemu-io {command!r} on {server.id}: {out}')
+            # Each command's report ends with its speed (flush: nothing).
+            if 'ops/sec' in out or command == 'flush':
+                return out
+            if time.monotonic() > deadline:
+                raise AssertionError(f'qemu-io {command!r} on {server.id}: '
+                                     f'no report in {log} after {timeout} s')
+            time.sleep(0.05)
 
 
 class Notifications:

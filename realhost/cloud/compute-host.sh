@@ -3,8 +3,8 @@
 # `unshare --mount --uts --propagation private`: its own hostname, its own
 # /run/libvirt, /etc/libvirt, /var/lib/libvirt, /var/log/libvirt and
 # /var/cache/libvirt (private copies under $HOST_DIR/root), its own view
-# of the shared instances path, then virtlogd, libvirtd (TCP on $HOST_IP),
-# novaext-rsyncd and nova-compute. PIDs go to $HOST_DIR/pids, outside the
+# of the shared instances path, its own iSCSI initiator name, then
+# virtlogd, libvirtd (TCP on $HOST_IP), novaext-rsyncd and nova-compute. PIDs go to $HOST_DIR/pids, outside the
 # namespace's private mounts. The namespace lives as long as they do.
 set -euo pipefail
 : "${HOST_NAME:?}" "${HOST_IP:?}" "${HOST_DIR:?}" "${INSTANCES:?}" \
@@ -36,6 +36,14 @@ qemu=/etc/libvirt/qemu.conf
 sed -i -E '/^(security_driver|cgroup_controllers|user|group)\b/d' "$qemu"
 printf 'security_driver = "none"\ncgroup_controllers = [ ]\nuser = "root"\ngroup = "root"\n' >> "$qemu"
 mount --bind "$HOST_DIR/instances" "$INSTANCES"
+# Its own iSCSI initiator name, as open-iscsi gives a real host: Nova's
+# volume connector (os-brick) reads it and Cinder's target needs it; in
+# qemu mode novaext has QEMU's initiator log in with it. (The machine gets
+# an empty /etc/iscsi as the mount point.)
+mkdir -p /etc/iscsi "$HOST_DIR/root/etc/iscsi"
+printf 'InitiatorName=iqn.2026-12.org.novaext.cloud:%s\n' "$HOST_NAME" \
+    > "$HOST_DIR/root/etc/iscsi/initiatorname.iscsi"
+mount --bind "$HOST_DIR/root/etc/iscsi" /etc/iscsi
 
 virtlogd -d -p "$pids/virtlogd.pid"
 libvirtd -d --listen -p "$pids/libvirtd.pid"

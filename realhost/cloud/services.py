@@ -327,23 +327,90 @@ class NovaApi(WsgiService):
         self.run(*manage, 'db', 'sync')
 
 
-class NovaService:
-    """A Nova console-script service (conductor, scheduler)."""
+class ConsoleService:
+    """An OpenStack console-script service (nova-conductor, cinder-volume,
+    ...) reading one config file of etc/."""
 
-    def __init__(self, state, name):
+    def __init__(self, state, name, config='nova.conf', env=None):
         self.state = state
         self.name = name
+        self.config = config
+        self.env = env
         self.daemon = Daemon(state, name)
 
     def up(self):
         if self.daemon.pid():
             return 'already up'
         self.daemon.start([self.state.tool(self.name), '--config-file',
-                           os.path.join(self.state.etc, 'nova.conf')])
+                           os.path.join(self.state.etc, self.config)],
+                          env=self.env(self.state) if self.env else None)
         return 'started'
 
     def down(self):
         return self.daemon.stop(timeout=60)
+
+
+class CinderApi(WsgiService):
+    name = 'cinder-api'
+    port = 8776
+    config = 'cinder.conf'
+    app = 'cinder'
+    service_type = 'volumev3'
+    user = 'cinder'
+    endpoint_path = '/v3/%(project_id)s'
+
+    def prepare(self, config):
+        self.run(self.state.tool('cinder-manage'), '--config-file', config,
+                 'db', 'sync')
+
+
+class Tgtd:
+    """The machine's iSCSI target daemon, which Cinder's tgt helper drives
+    (one per machine: the real tier's scripts/start-services may have
+    started it; then it is used, not stopped). tgt-admin reads Cinder's
+    per-volume target files through an include in /etc/tgt/conf.d."""
+
+    name = 'tgtd'
+    INCLUDE = '/etc/tgt/conf.d/novaext-cloud-cinder.conf'
+
+    def __init__(self, state):
+        self.state = state
+        self.daemon = Daemon(state, self.name)
+        self.volumes_dir = os.path.join(state.data, 'cinder', 'volumes')
+
+    @staticmethod
+    def running():
+        return subprocess.run(
+            ['tgtadm', '--lld', 'iscsi', '--mode', 'target', '--op', 'show'],
+            capture_output=True).returncode == 0
+
+    def up(self):
+        os.makedirs(self.volumes_dir, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.dirname(self.INCLUDE), exist_ok=True)
+        with open(self.INCLUDE, 'w') as f:
+            f.write(f'include {self.volumes_dir}/*\n')
+        if self.daemon.pid():
+            return 'already up'
+        if self.running():
+            return 'already running (not started here: left running)'
+        self.daemon.start(['tgtd', '-f'])
+        wait_for('tgtd', self.running, timeout=20)
+        return 'started'
+
+    def down(self):
+        return self.daemon.stop()
+
+
+def _cinder_volume_env(state):
+    """PATH with a sudo that just runs its arguments (oslo.privsep starts
+    its helper through sudo; root needs none) and the venv's tools."""
+    bin_dir = os.path.join(state.root, 'bin')
+    os.makedirs(bin_dir, exist_ok=True)
+    sudo = os.path.join(bin_dir, 'sudo')
+    with open(sudo, 'w') as f:
+        f.write('#!/bin/sh\nexec "$@"\n')
+    os.chmod(sudo, 0o755)
+    return {'PATH': f'{bin_dir}:{state.venv_bin}:{os.environ["PATH"]}'}
 
 
 INSTANCES = '/var/lib/novaext-cloud-instances'
@@ -442,8 +509,13 @@ class ComputeHost:
 
 SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone, Placement, Glance, Neutron,
             NovaApi,
-            lambda state: NovaService(state, 'nova-conductor'),
-            lambda state: NovaService(state, 'nova-scheduler'),
+            lambda state: ConsoleService(state, 'nova-conductor'),
+            lambda state: ConsoleService(state, 'nova-scheduler'),
+            Tgtd, CinderApi,
+            lambda state: ConsoleService(state, 'cinder-scheduler',
+                                         'cinder.conf'),
+            lambda state: ConsoleService(state, 'cinder-volume',
+                                         'cinder.conf', _cinder_volume_env),
             *(lambda state, n=name, ip=ip: ComputeHost(state, n, ip)
               for name, ip in COMPUTE_HOSTS))
 

@@ -52,3 +52,10 @@ def neutron():
     # exist once the mappers are configured; the API alone never does it.
     orm.configure_mappers()
     return api.application
+
+
+def cinder():
+    config = _config()
+    sys.argv += ['--config-file', config]
+    from cinder.wsgi import api
+    return api.application

@@ -51,22 +51,43 @@ def flavors(cloud):
 
 
 @pytest.fixture(scope='session')
-def image(cloud, tmp_path_factory):
-    """A 64 MiB qcow2 image whose first 32 MiB hold IMAGE_PATTERN (no OS:
-    the tests read and write the disk through QEMU, not a guest)."""
-    for old in cloud.api.image.images(name=IMAGE_NAME):
-        cloud.api.image.delete_image(old)
+def image_file(tmp_path_factory):
+    """A 64 MiB qcow2 whose first 32 MiB hold IMAGE_PATTERN (no OS: the
+    tests read and write disks through QEMU, not a guest)."""
     path = str(tmp_path_factory.mktemp('image') / 'image.qcow2')
     subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', path,
                     str(IMAGE_SIZE)], check=True)
     subprocess.run(['qemu-io', '-f', 'qcow2', '-c',
                     f'write -P {IMAGE_PATTERN} 0 {IMAGE_DATA}', path],
                    check=True, capture_output=True)
+    return path
+
+
+def _uploaded(cloud, path, name, **properties):
+    for old in cloud.api.image.images(name=name):
+        cloud.api.image.delete_image(old)
     created = cloud.api.image.create_image(
-        name=IMAGE_NAME, filename=path, disk_format='qcow2',
-        container_format='bare', wait=True)
-    yield cloud.api.image.get_image(created.id)
-    cloud.api.image.delete_image(created.id, ignore_missing=True)
+        name=name, filename=path, disk_format='qcow2',
+        container_format='bare', wait=True, **properties)
+    return cloud.api.image.get_image(created.id)
+
+
+@pytest.fixture(scope='session')
+def image(cloud, image_file):
+    uploaded = _uploaded(cloud, image_file, IMAGE_NAME)
+    yield uploaded
+    cloud.api.image.delete_image(uploaded.id, ignore_missing=True)
+
+
+@pytest.fixture(scope='session')
+def scsi_image(cloud, image_file):
+    """The same disk with its servers' disks on virtio-scsi: a guest with
+    no OS never consents to a virtio-blk hot-unplug (a volume detach),
+    while a SCSI disk is removed by QEMU alone."""
+    uploaded = _uploaded(cloud, image_file, IMAGE_NAME + '-scsi',
+                         hw_disk_bus='scsi', hw_scsi_model='virtio-scsi')
+    yield uploaded
+    cloud.api.image.delete_image(uploaded.id, ignore_missing=True)
 
 
 class Servers:
