@@ -14,8 +14,15 @@ the cloud's RabbitMQ (a real oslo.messaging listener):
     crosses), then confirm;
  5. cold-migrate it back to compute1, then confirm;
  6. block-live-migrate it to compute2 while it runs;
- 7. boot a second server from the delta snapshot on compute1;
- 8. delete the servers and the snapshot.
+ 7. a cloud disk: create it, attach it (novaext, QEMU's own iSCSI
+    initiator), grow it online (``openstack volume set --size``: Cinder,
+    then Nova's volume-extended event, then novaext), detach it;
+ 8. boot a second server from the delta snapshot on compute1;
+ 9. delete the servers, the volume and the snapshot.
+
+The servers' disks are on virtio-scsi (image properties hw_disk_bus=scsi,
+hw_scsi_model=virtio-scsi): the demo's guests have no OS, and only a
+guest OS consents to a virtio-blk hot-unplug (the volume's detach).
 
 The cloud stays up (``scripts/cloud down`` stops it); the image and the
 flavors stay for exploring. Any failure ends the demo with exit status 1.
@@ -23,6 +30,7 @@ flavors stay for exploring. Any failure ends the demo with exit status 1.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,7 +39,9 @@ import time
 from realhost.cloud import access
 
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 IMAGE = 'novaext-demo'
+ROOT_DISK = 'scsi0-0-0-0'        # the root disk's device id (virtio-scsi)
 IMAGE_DATA_MIB = 256
 FLAVORS = {'novaext-demo-1g': 1, 'novaext-demo-2g': 2}
 WRITE_MIB = 64
@@ -52,7 +62,8 @@ class Demo:
             OS_IDENTITY_API_VERSION='3', OS_REGION_NAME='RegionOne',
             OS_USERNAME='admin', OS_PASSWORD=cloud.secrets['admin'],
             OS_PROJECT_NAME='admin', OS_USER_DOMAIN_NAME='Default',
-            OS_PROJECT_DOMAIN_NAME='Default', OS_COMPUTE_API_VERSION='2.95')
+            OS_PROJECT_DOMAIN_NAME='Default', OS_COMPUTE_API_VERSION='2.95',
+            OS_VOLUME_API_VERSION='3.71')
         self.step = 0
 
     def run(self, *args, quiet=False):
@@ -96,6 +107,28 @@ class Demo:
                              f'{shown.get("fault")}')
             time.sleep(1)
 
+    def wait_volume(self, volume_id, status, timeout=120):
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = self.run('volume', 'show', volume_id, '-f', 'json',
+                             quiet=True)
+            if shown['status'] == status:
+                return shown
+            if 'error' in shown['status'] or time.monotonic() > deadline:
+                raise Failed(f'volume {volume_id} is {shown["status"]}, '
+                             f'not {status}')
+            time.sleep(1)
+
+    @staticmethod
+    def volume_dev(dom, volume_id):
+        """The guest's device name of the volume (its disk's serial)."""
+        found = re.search(
+            rf"<target dev='(\w+)'[^>]*/>\s*<serial>{volume_id}</serial>",
+            dom.XMLDesc())
+        if found is None:
+            raise Failed(f'no disk with serial {volume_id} in the domain')
+        return found.group(1)
+
     def pushed(self, server_id, since):
         ends = self.notifications.wait(server_id, 'novaext.resize.push.end',
                                        since=since, file='disk')
@@ -121,7 +154,9 @@ def demo(cloud, notifications):
         if not d.run('image', 'list', '--name', IMAGE, '-f', 'json',
                      quiet=True):
             d.run('image', 'create', '--disk-format', 'qcow2',
-                  '--container-format', 'bare', '--file', path, IMAGE,
+                  '--container-format', 'bare', '--file', path,
+                  '--property', 'hw_disk_bus=scsi',
+                  '--property', 'hw_scsi_model=virtio-scsi', IMAGE,
                   '-f', 'json')
     existing = {f['Name'] for f in d.run('flavor', 'list', '-f', 'json',
                                          quiet=True)}
@@ -136,8 +171,9 @@ def demo(cloud, notifications):
                    '--wait', 'novaext-demo', '-f', 'json')
     sid = server['id']
     sdk = _sdk_server(cloud, sid)
-    cloud.hosts['compute1'].guest_io(sdk, f'write -P 0x5a 512M {WRITE_MIB}M')
-    cloud.hosts['compute1'].guest_io(sdk, 'flush')
+    cloud.hosts['compute1'].guest_io(sdk, f'write -P 0x5a 512M {WRITE_MIB}M',
+                                     device=ROOT_DISK)
+    cloud.hosts['compute1'].guest_io(sdk, 'flush', device=ROOT_DISK)
     print(f'    wrote {WRITE_MIB} MiB through its QEMU; running on '
           f'{d.server(sid)["OS-EXT-SRV-ATTR:host"]}')
 
@@ -176,18 +212,42 @@ def demo(cloud, notifications):
     shown = d.wait(sid, 'ACTIVE')
     print(f'    on {shown["OS-EXT-SRV-ATTR:host"]}')
 
+    d.title('a cloud disk: attach, grow online, detach')
+    volume = d.run('volume', 'create', '--size', '1', 'novaext-demo-disk',
+                   '-f', 'json')
+    d.wait_volume(volume['id'], 'available')
+    d.run('server', 'add', 'volume', sid, volume['id'])
+    d.wait_volume(volume['id'], 'in-use')
+    host = cloud.hosts[d.server(sid)['OS-EXT-SRV-ATTR:host']]
+    dom = host.domain(_sdk_server(cloud, sid))
+    dev = d.volume_dev(dom, volume['id'])
+    print(f'    QEMU sees {dom.blockInfo(dev)[0] / GIB:.0f} GiB on {dev}')
+    d.run('volume', 'set', '--size', '2', volume['id'])
+    deadline = time.monotonic() + 60
+    while dom.blockInfo(dev)[0] != 2 * GIB:
+        if time.monotonic() > deadline:
+            raise Failed(f'QEMU still sees {dom.blockInfo(dev)[0]} bytes')
+        time.sleep(0.5)
+    print(f'    QEMU sees {dom.blockInfo(dev)[0] / GIB:.0f} GiB; server '
+          f'{d.server(sid)["status"]}, domain '
+          f'{"running" if dom.isActive() else "NOT running"}')
+    d.run('server', 'remove', 'volume', sid, volume['id'])
+    d.wait_volume(volume['id'], 'available')
+
     d.title('boot from the delta snapshot on compute1')
     copy = d.run('server', 'create', '--image', 'novaext-demo-snapshot',
                  '--flavor', small, '--nic', 'none', '--availability-zone',
                  'nova:compute1', '--wait', 'novaext-demo-from-snapshot',
                  '-f', 'json')
     cloud.hosts['compute1'].guest_io(_sdk_server(cloud, copy['id']),
-                                     f'read -P 0x5a 512M {WRITE_MIB}M')
+                                     f'read -P 0x5a 512M {WRITE_MIB}M',
+                                     device=ROOT_DISK)
     print(f'    {copy["status"]}; the {WRITE_MIB} MiB written before the '
           'snapshot read back through its QEMU')
 
-    d.title('delete the servers and the snapshot')
+    d.title('delete the servers, the volume and the snapshot')
     d.run('server', 'delete', '--wait', sid, copy['id'])
+    d.run('volume', 'delete', volume['id'])
     d.run('image', 'delete', 'novaext-demo-snapshot')
     d.end_step()
 

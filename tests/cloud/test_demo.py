@@ -21,7 +21,7 @@ def test_cloud_demo_runs_every_step_and_moves_only_the_written_data(cloud):
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     steps = re.findall(r'^\[(\d+)\] ', out.stdout, re.MULTILINE)
     oks = re.findall(r'^    ok \(', out.stdout, re.MULTILINE)
-    assert len(steps) == 8 and len(oks) == 8, out.stdout
+    assert len(steps) == 9 and len(oks) == 9, out.stdout
     assert 'demo finished' in out.stdout
     written = demo.WRITE_MIB
     moved = [float(m) for m in re.findall(
