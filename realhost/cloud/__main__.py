@@ -5,6 +5,7 @@ import os
 import sys
 import time
 
+from realhost.cloud import processes
 from realhost.cloud import services as cloud_services
 
 DEFAULT_STATE = '/var/lib/novaext-cloud'
@@ -45,9 +46,21 @@ def main():
             stopped = service.down()
             print(f'{service.name}: {"stopped" if stopped else "not running"}')
     else:
+        total = 0
         for service in services:
             pid = service.daemon.pid()
-            print(f'{service.name}: {f"up (pid {pid})" if pid else "down"}')
+            if pid is None:
+                foreign = getattr(service, 'running', lambda: False)()
+                print(f'{service.name}: ' + ('running, not started by the '
+                                             'cloud' if foreign else 'down'))
+                continue
+            pids = (service.pids() if hasattr(service, 'pids') else
+                    processes.descendants(pid))
+            pss = processes.pss_kib(pids)
+            total += pss
+            print(f'{service.name}: up (pid {pid}), {pss / 1024:.0f} MiB '
+                  f'PSS in {len(set(pids))} processes')
+        print(f'cloud: {total / 1024:.0f} MiB PSS')
     return 0
 
 

@@ -101,3 +101,39 @@ def wait_for(what, check, timeout=60, interval=0.5):
         if time.monotonic() > deadline:
             raise TimeoutError(f'{what} not up after {timeout} s')
         time.sleep(interval)
+
+
+def descendants(pid):
+    """``pid`` and every live process below it."""
+    children = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/stat') as f:
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def pss_kib(pids):
+    """The processes' proportional set size (shared pages divided among
+    their users), in KiB; processes gone meanwhile count 0."""
+    total = 0
+    for pid in set(pids):
+        try:
+            with open(f'/proc/{pid}/smaps_rollup') as f:
+                for line in f:
+                    if line.startswith('Pss:'):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from realhost.cloud import identity
+from realhost.cloud import processes
 from realhost.cloud.processes import Daemon
 from realhost.cloud.processes import Died
 from realhost.cloud.processes import wait_for
@@ -490,6 +491,24 @@ class ComputeHost:
              'list_hosts'], check=True, capture_output=True,
             text=True).stdout
         return f' {self.name} ' in out
+
+    def pids(self):
+        """nova-compute, its helpers, everything below them, and the
+        guests' QEMUs (daemonized by libvirtd: their PID files are in the
+        host's private /run/libvirt)."""
+        found = []
+        for daemon in (self.daemon, *self.helpers):
+            pid = daemon.pid()
+            if pid is not None:
+                found.extend(processes.descendants(pid))
+        anchor = self.daemon.pid()
+        run = f'/proc/{anchor}/root/run/libvirt/qemu'
+        if anchor is not None and os.path.isdir(run):
+            for name in os.listdir(run):
+                if name.endswith('.pid'):
+                    with open(os.path.join(run, name)) as f:
+                        found.append(int(f.read().strip() or 0))
+        return found
 
     def down(self):
         import libvirt  # the cloud's venv has libvirt-python (Nova's)
