@@ -7,7 +7,6 @@ files are rendered from ``realhost/cloud/templates`` into ``<state>/etc``;
 generated secrets live in ``<state>/secrets.json`` (mode 0600) and never
 on a command line.
 
-Work in progress (issue 14): MariaDB, RabbitMQ, Keystone, Placement,
-Glance, Neutron (API), Nova's control plane and two compute hosts with
-novaext come up; Cinder, the cloud test tier and the demo do not yet.
+Services and where they run: README.md, "Your own two-host cloud";
+``access`` is how tests and the demo reach the running cloud.
 """
