@@ -24,6 +24,7 @@ import openstack
 import oslo_messaging
 from oslo_config import cfg
 
+from realhost.cloud import processes
 from realhost.cloud import services
 
 DEFAULT_STATE = '/var/lib/novaext-cloud'
@@ -106,12 +107,9 @@ class Host:
         self.base_dir = os.path.join(self.instances_dir, '_base')
 
     def nova_compute_pid(self):
-        try:
-            with open(os.path.join(self.dir, 'pids', 'nova-compute.pid')) as f:
-                pid = int(f.read().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if os.path.exists(f'/proc/{pid}') else None
+        return processes.Daemon(None, 'nova-compute',
+                                os.path.join(self.dir, 'pids'),
+                                os.path.join(self.dir, 'logs')).pid()
 
     def log(self, name):
         return os.path.join(self.dir, 'logs', name + '.log')

@@ -8,10 +8,10 @@
 # namespace's private mounts. The namespace lives as long as they do.
 set -euo pipefail
 : "${HOST_NAME:?}" "${HOST_IP:?}" "${HOST_DIR:?}" "${INSTANCES:?}" \
-  "${VENV_BIN:?}" "${NOVA_CONF:?}" "${HOST_CONF:?}"
+  "${VENV_BIN:?}" "${NOVA_CONF:?}" "${HOST_CONF:?}" "${ROOT_PATH:?}"
 pids=$HOST_DIR/pids
 logs=$HOST_DIR/logs
-mkdir -p "$pids" "$logs" "$HOST_DIR/instances" "$INSTANCES" "$HOST_DIR/bin" \
+mkdir -p "$pids" "$logs" "$HOST_DIR/instances" "$INSTANCES" \
     "$HOST_DIR/state" "$HOST_DIR/locks"
 
 hostname "$HOST_NAME"
@@ -56,10 +56,8 @@ done
 "$VENV_BIN/novaext-rsyncd" --config-file "$NOVA_CONF" --config-file "$HOST_CONF" \
     start > "$pids/rsyncd.pid"
 
-# privsep runs its helper through sudo; root needs no sudo.
-printf '#!/bin/sh\nexec "$@"\n' > "$HOST_DIR/bin/sudo"
-chmod +x "$HOST_DIR/bin/sudo"
-PATH=$HOST_DIR/bin:$VENV_BIN:$PATH setsid "$VENV_BIN/nova-compute" \
+# ROOT_PATH: realhost.cloud.services.root_path (a sudo shim for privsep).
+PATH=$ROOT_PATH setsid "$VENV_BIN/nova-compute" \
     --config-file "$NOVA_CONF" --config-file "$HOST_CONF" \
     < /dev/null >> "$logs/nova-compute.log" 2>&1 &
 echo $! > "$pids/nova-compute.pid"

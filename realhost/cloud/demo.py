@@ -37,6 +37,7 @@ import tempfile
 import time
 
 from realhost.cloud import access
+from realhost.cloud.processes import wait_for
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -223,11 +224,7 @@ def demo(cloud, notifications):
     dev = d.volume_dev(dom, volume['id'])
     print(f'    QEMU sees {dom.blockInfo(dev)[0] / GIB:.0f} GiB on {dev}')
     d.run('volume', 'set', '--size', '2', volume['id'])
-    deadline = time.monotonic() + 60
-    while dom.blockInfo(dev)[0] != 2 * GIB:
-        if time.monotonic() > deadline:
-            raise Failed(f'QEMU still sees {dom.blockInfo(dev)[0]} bytes')
-        time.sleep(0.5)
+    wait_for('QEMU seeing 2 GiB', lambda: dom.blockInfo(dev)[0] == 2 * GIB)
     print(f'    QEMU sees {dom.blockInfo(dev)[0] / GIB:.0f} GiB; server '
           f'{d.server(sid)["status"]}, domain '
           f'{"running" if dom.isActive() else "NOT running"}')
@@ -262,7 +259,7 @@ def main():
     notifications = access.Notifications(cloud.transport_url).start()
     try:
         demo(cloud, notifications)
-    except (Failed, AssertionError) as e:
+    except (Failed, AssertionError, TimeoutError) as e:
         print(f'    FAILED: {e}', flush=True)
         return 1
     finally:

@@ -402,16 +402,21 @@ class Tgtd:
         return self.daemon.stop()
 
 
-def _cinder_volume_env(state):
-    """PATH with a sudo that just runs its arguments (oslo.privsep starts
-    its helper through sudo; root needs none) and the venv's tools."""
+def root_path(state):
+    """PATH for services running as root: a sudo that just runs its
+    arguments first (oslo.privsep starts its helper through sudo; root
+    needs none), then the venv's tools."""
     bin_dir = os.path.join(state.root, 'bin')
     os.makedirs(bin_dir, exist_ok=True)
     sudo = os.path.join(bin_dir, 'sudo')
     with open(sudo, 'w') as f:
         f.write('#!/bin/sh\nexec "$@"\n')
     os.chmod(sudo, 0o755)
-    return {'PATH': f'{bin_dir}:{state.venv_bin}:{os.environ["PATH"]}'}
+    return f'{bin_dir}:{state.venv_bin}:{os.environ["PATH"]}'
+
+
+def _cinder_volume_env(state):
+    return {'PATH': root_path(state)}
 
 
 INSTANCES = '/var/lib/novaext-cloud-instances'
@@ -466,6 +471,7 @@ class ComputeHost:
             env=dict(os.environ, HOST_NAME=self.name, HOST_IP=self.ip,
                      HOST_DIR=self.dir, INSTANCES=INSTANCES,
                      VENV_BIN=self.state.venv_bin,
+                     ROOT_PATH=root_path(self.state),
                      NOVA_CONF=os.path.join(self.state.etc, 'nova.conf'),
                      HOST_CONF=host_conf),
             check=True, capture_output=True, text=True)

@@ -66,6 +66,28 @@ def assert_nothing_left(cloud, server_id, except_on=None):
         assert server_id not in names, f'{host.name} still has its domain'
 
 
+def actions(cloud, server):
+    """The server's instance actions, oldest first, as
+    (action, [(event, result), ...])."""
+    found = []
+    for action in cloud.api.compute.server_actions(server.id):
+        detail = cloud.api.compute.get_server_action(action.request_id,
+                                                     server.id)
+        found.append((action.action,
+                      [(e['event'], e['result']) for e in detail.events]))
+    return list(reversed(found))
+
+
+def assert_actions(cloud, server, names):
+    """The server's instance actions are ``names``, oldest first, and
+    every event of each succeeded."""
+    found = actions(cloud, server)
+    assert [a for a, _ in found] == names
+    for action, events in found:
+        assert all(result == 'Success' for _, result in events), (
+            action, events)
+
+
 def push_ends(notifications, server_id, since):
     """novaext's resize push end events about the server since ``since``,
     by file name."""

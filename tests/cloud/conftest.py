@@ -187,18 +187,6 @@ def servers(cloud, request):
     made.cleanup()
 
 
-def actions(cloud, server):
-    """The server's instance actions, oldest first, as
-    (action, [(event, result), ...])."""
-    found = []
-    for action in cloud.api.compute.server_actions(server.id):
-        detail = cloud.api.compute.get_server_action(action.request_id,
-                                                     server.id)
-        found.append((action.action,
-                      [(e['event'], e['result']) for e in detail.events]))
-    return list(reversed(found))
-
-
 # -- the cloud's logs in a failing test's report --------------------------
 
 def _log_sizes(cloud):
@@ -211,7 +199,7 @@ def _cloud_log_marks(request):
         yield
         return
     cloud = request.getfixturevalue('cloud')
-    request.node.cloud_log_marks = (cloud, _log_sizes(cloud), time.time())
+    request.node.cloud_log_marks = (cloud, _log_sizes(cloud))
     yield
 
 
@@ -222,7 +210,7 @@ def pytest_runtest_makereport(item, call):
     marks = getattr(item, 'cloud_log_marks', None)
     if not report.failed or marks is None:
         return
-    cloud, sizes, _ = marks
+    cloud, sizes = marks
     servers = getattr(item, 'cloud_servers', None)
     ids = servers.ids if servers is not None else []
     for path in cloud.logs():

@@ -2,7 +2,6 @@
 deleting it leaves nothing behind."""
 
 from tests.cloud import checks
-from tests.cloud.conftest import actions
 
 
 def test_boot_backs_the_disk_on_a_verified_base_and_delete_leaves_nothing(
@@ -15,7 +14,7 @@ def test_boot_backs_the_disk_on_a_verified_base_and_delete_leaves_nothing(
     checks.assert_backed_by_verified_base(host, server, image.id, 1)
     checks.write_marks(host, server)
     checks.assert_marks(host, server)
-    assert actions(cloud, server) == [
+    assert checks.actions(cloud, server) == [
         ('create', [('compute__do_build_and_run_instance', 'Success')])]
 
     cloud.api.compute.delete_server(server)

@@ -3,7 +3,6 @@ server keeps running, its disk arrives on the destination as an overlay
 of the destination's own verified base."""
 
 from tests.cloud import checks
-from tests.cloud.conftest import actions
 
 
 def test_block_live_migration_keeps_the_server_running_and_its_data(
@@ -25,8 +24,4 @@ def test_block_live_migration_keeps_the_server_running_and_its_data(
     migrations = list(cloud.api.compute.server_migrations(server))
     assert migrations == [] or all(m.status == 'completed'
                                    for m in migrations)
-    assert [a for a, _ in actions(cloud, server)] == [
-        'create', 'live-migration']
-    for action, events in actions(cloud, server):
-        assert all(result == 'Success' for _, result in events), (
-            action, events)
+    checks.assert_actions(cloud, server, ['create', 'live-migration'])

@@ -5,7 +5,6 @@ re-points it onto the destination's verified base."""
 import time
 
 from tests.cloud import checks
-from tests.cloud.conftest import actions
 
 
 def _overlay_bytes(host, server):
@@ -43,11 +42,7 @@ def test_resize_across_hosts_then_confirm_moves_only_the_overlay(
     assert server.compute_host == dest.name
     checks.assert_marks(dest, server)
     checks.assert_nothing_left(cloud, server.id, except_on=dest.name)
-    assert [a for a, _ in actions(cloud, server)] == [
-        'create', 'resize', 'confirmResize']
-    for action, events in actions(cloud, server):
-        assert all(result == 'Success' for _, result in events), (
-            action, events)
+    checks.assert_actions(cloud, server, ['create', 'resize', 'confirmResize'])
 
 
 def test_resize_across_hosts_then_revert_keeps_the_disk_as_it_was(
@@ -86,7 +81,7 @@ def test_resize_across_hosts_then_revert_keeps_the_disk_as_it_was(
     cloud.api.compute.start_server(server)
     server = servers.wait(server, 'ACTIVE')
     checks.assert_marks(source, server)
-    assert [a for a, _ in actions(cloud, server)] == [
+    assert [a for a, _ in checks.actions(cloud, server)] == [
         'create', 'stop', 'resize', 'revertResize', 'start']
 
 
@@ -109,5 +104,5 @@ def test_cold_migration_then_confirm_moves_only_the_overlay(
     cloud.api.compute.confirm_server_resize(server)
     server = servers.wait(server, 'ACTIVE')
     checks.assert_nothing_left(cloud, server.id, except_on=dest.name)
-    assert [a for a, _ in actions(cloud, server)] == [
+    assert [a for a, _ in checks.actions(cloud, server)] == [
         'create', 'migrate', 'confirmResize']

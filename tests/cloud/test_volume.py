@@ -6,12 +6,11 @@ online with ``openstack volume set --size`` and detached."""
 import os
 import re
 import subprocess
-import time
 
 from lxml import etree
 
+from realhost.cloud.processes import wait_for
 from tests.cloud import checks
-from tests.cloud.conftest import actions
 
 GiB = 1024 ** 3
 
@@ -28,14 +27,6 @@ def _volume_disk(dom, volume_id):
 def _tgt_targets():
     return subprocess.run(['tgt-admin', '--show'], check=True,
                           capture_output=True, text=True).stdout
-
-
-def _wait(what, check, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f'{what} not within {timeout} s')
-        time.sleep(0.5)
 
 
 def test_cloud_disk_attached_grown_online_and_detached(
@@ -83,11 +74,11 @@ def test_cloud_disk_attached_grown_online_and_detached(
         # re-read it, tells Nova (volume-extended), novaext resizes the
         # disk in the running QEMU.
         volumes.extend_volume(volume, 2)
-        _wait('the volume at 2 GiB, in use', lambda: (
+        wait_for('the volume at 2 GiB, in use', lambda: (
             volumes.get_volume(volume.id).size == 2 and
-            volumes.get_volume(volume.id).status == 'in-use'))
-        _wait('QEMU seeing 2 GiB', lambda: dom.blockInfo(dev)[0] == 2 * GiB,
-              timeout=30)
+            volumes.get_volume(volume.id).status == 'in-use'), timeout=120)
+        wait_for('QEMU seeing 2 GiB', lambda: dom.blockInfo(dev)[0] == 2 * GiB,
+                 timeout=30)
         # The session survived the target's re-creation; the new GiB is
         # there to write.
         host.guest_io(server, 'read -P 0x6c 0 1M', device=device)
@@ -97,14 +88,14 @@ def test_cloud_disk_attached_grown_online_and_detached(
         with open(cloud.volume_file(volume.id), 'rb') as f:
             f.seek(GiB + GiB // 2)
             assert f.read(1024 * 1024) == b'\x6d' * 1024 * 1024
-        assert 'extend_volume' in [a for a, _ in actions(cloud, server)]
+        assert 'extend_volume' in [a for a, _ in checks.actions(cloud, server)]
 
         cloud.api.compute.delete_volume_attachment(volume.id, server)
         volumes.wait_for_status(volume, 'available', failures=['error'],
                                 interval=1, wait=120)
         assert _volume_disk(host.domain(server), volume.id) is None
         assert iqn not in _tgt_targets()
-        assert [a for a, _ in actions(cloud, server)] == [
+        assert [a for a, _ in checks.actions(cloud, server)] == [
             'create', 'attach_volume', 'extend_volume', 'detach_volume']
     finally:
         volumes.delete_volume(volume, ignore_missing=True)
