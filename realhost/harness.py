@@ -250,8 +250,12 @@ class RealComputeHost(fixtures.Fixture):
 
     # -- instances ------------------------------------------------------
     def new_instance(self, image_id, memory_mb=128, root_gb=1,
-                     ephemeral_gb=0, swap_mb=0, instance_uuid=None):
-        """Create an instance record (in the sqlite DB) for ``image_id``."""
+                     ephemeral_gb=0, swap_mb=0, instance_uuid=None,
+                     kernel_id='', ramdisk_id=''):
+        """Create an instance record (in the sqlite DB) for ``image_id``.
+
+        ``kernel_id``/``ramdisk_id``: as the compute API copies them from
+        a direct-kernel-boot image's properties (see realhost.guest)."""
         flavor = objects.Flavor(
             id=1, flavorid='novaext-test', name='novaext.test',
             memory_mb=memory_mb, vcpus=1, root_gb=root_gb,
@@ -262,7 +266,7 @@ class RealComputeHost(fixtures.Fixture):
             context=self.context, uuid=instance_uuid or str(uuid.uuid4()),
             project_id='novaext', user_id='novaext', host=self.hostname,
             node=self.hostname, compute_id=1, image_ref=image_id,
-            flavor=flavor,
+            flavor=flavor, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
             instance_type_id=flavor.id, memory_mb=memory_mb, vcpus=1,
             root_gb=root_gb, ephemeral_gb=ephemeral_gb,
             root_device_name='/dev/vda',
