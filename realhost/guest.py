@@ -62,10 +62,12 @@ class GuestImage:
         test, as one Glance would give)."""
         kernel_id = host.upload_image(self.kernel, 'aki',
                                       name='novaext-guest-kernel',
-                                      image_id=_derived(image_id, 'kernel'))
+                                      image_id=_derived(image_id, 'kernel'),
+                                      by_reference=True)
         ramdisk_id = host.upload_image(self.initrd, 'ari',
                                        name='novaext-guest-initrd',
-                                       image_id=_derived(image_id, 'ramdisk'))
+                                       image_id=_derived(image_id, 'ramdisk'),
+                                       by_reference=True)
         props = {'kernel_id': kernel_id, 'ramdisk_id': ramdisk_id,
                  'os_command_line': COMMAND_LINE,
                  'hw_qemu_guest_agent': 'yes', **(properties or {})}
@@ -198,7 +200,8 @@ def spawn(host, ids, root_gb=1, memory_mb=256, instance_uuid=None):
     instance = host.new_instance(
         ids['image_id'], root_gb=root_gb, memory_mb=memory_mb,
         instance_uuid=instance_uuid, kernel_id=ids['kernel_id'],
-        ramdisk_id=ids['ramdisk_id'])
+        ramdisk_id=ids['ramdisk_id'],
+        image_meta=host.images.show(host.context, ids['image_id']))
     host.spawn(instance)
     agent = Agent(host.domain(instance))
     return instance, agent, agent.wait()

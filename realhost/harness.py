@@ -10,12 +10,14 @@ It is shared by tests/real and scripts/demo; it needs the services
 started by scripts/start-services.
 """
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import threading
+import types
 import uuid
 
 import fixtures
@@ -25,6 +27,8 @@ from nova import context as nova_context
 from nova import exception
 from nova import objects
 from nova import thread_pool_factory
+from nova import utils as nova_utils
+from nova.compute import utils as compute_utils
 from nova.tests import fixtures as nova_fixtures
 from nova.virt import driver as virt_driver
 from nova.virt import fake as fake_virt
@@ -237,12 +241,47 @@ class RealComputeHost(fixtures.Fixture):
             image.update(self._multihash(path))
         return image
 
+    def export_images(self, directory):
+        """The images of this image service that have data, for the next
+        host of a test (one Glance serves all hosts of a cloud): a list
+        of (metadata, path). Uploaded data (snapshots) is copied into
+        ``directory``, since this host's files go when it is cleaned up.
+        """
+        exported = []
+        for image_id, path in self._image_files.items():
+            if path.startswith(self._upload_dir + os.sep):
+                kept = os.path.join(directory, image_id)
+                shutil.copyfile(path, kept)
+                path = kept
+            exported.append((self.images.show(self.context, image_id),
+                             path))
+        return exported
+
+    def import_images(self, exported):
+        """Serve what ``export_images`` of another host returned."""
+        for meta, path in exported:
+            self.images.create(self.context, dict(meta))
+            self._image_files[meta['id']] = path
+
     def uploaded_file(self, image_id):
         """Path of the data the driver uploaded for ``image_id``."""
         return self._image_files[image_id]
 
-    def new_snapshot_image(self, name='snap', properties=None):
-        """The queued image the compute API creates for a snapshot."""
+    def new_snapshot_image(self, name='snap', properties=None,
+                           instance=None):
+        """The queued image the compute API creates for a snapshot.
+
+        With ``instance``, made by Nova's own compute_utils.create_image:
+        the instance's image properties are inherited (as from the API);
+        without, only ``properties`` and image_type."""
+        if instance is not None:
+            def create_queued(context, meta):
+                return self.images.create(context,
+                                          dict(meta, status='queued'))
+            return compute_utils.create_image(
+                self.context, instance, name, 'snapshot',
+                types.SimpleNamespace(create=create_queued),
+                extra_properties=properties)['id']
         meta = {'name': name, 'status': 'queued', 'disk_format': None,
                 'container_format': None, 'visibility': 'private',
                 'properties': dict(properties or {}, image_type='snapshot')}
@@ -251,11 +290,15 @@ class RealComputeHost(fixtures.Fixture):
     # -- instances ------------------------------------------------------
     def new_instance(self, image_id, memory_mb=128, root_gb=1,
                      ephemeral_gb=0, swap_mb=0, instance_uuid=None,
-                     kernel_id='', ramdisk_id=''):
+                     kernel_id='', ramdisk_id='', image_meta=None):
         """Create an instance record (in the sqlite DB) for ``image_id``.
 
         ``kernel_id``/``ramdisk_id``: as the compute API copies them from
-        a direct-kernel-boot image's properties (see realhost.guest)."""
+        a direct-kernel-boot image's properties (see realhost.guest).
+        ``image_meta``: the image's metadata, kept in the instance's
+        system_metadata as the compute API keeps it (instance.image_meta
+        and snapshots' inherited properties come from there); without it
+        the instance has none."""
         flavor = objects.Flavor(
             id=1, flavorid='novaext-test', name='novaext.test',
             memory_mb=memory_mb, vcpus=1, root_gb=root_gb,
@@ -271,7 +314,9 @@ class RealComputeHost(fixtures.Fixture):
             root_gb=root_gb, ephemeral_gb=ephemeral_gb,
             root_device_name='/dev/vda',
             vm_state='building', power_state=0, os_type='linux',
-            system_metadata={}, config_drive='',
+            system_metadata=(
+                nova_utils.get_system_metadata_from_image(image_meta, flavor)
+                if image_meta else {}), config_drive='',
             display_name='novaext-real')
         instance.create()
         return instance
@@ -351,6 +396,19 @@ class RealComputeHost(fixtures.Fixture):
                         libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         finally:
             conn.close()
+
+
+@contextlib.contextmanager
+def compute_host(hostname, instances_path, **kwargs):
+    """A RealComputeHost set up for the ``with`` block, then cleaned up
+    (tests that move a guest between hosts use one after the other)."""
+    host = RealComputeHost(hostname, instances_path=instances_path,
+                           **kwargs)
+    host.setUp()
+    try:
+        yield host
+    finally:
+        host.cleanUp()
 
 
 def base_name(image_id):
