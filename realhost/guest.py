@@ -193,15 +193,21 @@ class Agent:
         return int(self.sh(f'cat /sys/block/{device}/size')) * 512
 
 
-def spawn(host, ids, root_gb=1, memory_mb=256, instance_uuid=None):
-    """Spawn the guest of ``ids`` (from GuestImage.upload) on ``host``
-    through the driver and wait for its agent; return (instance, agent,
-    seconds from spawn's return to the agent's first answer)."""
-    instance = host.new_instance(
+def new_instance(host, ids, root_gb=1, memory_mb=256, instance_uuid=None):
+    """The instance record of the guest of ``ids`` (from
+    GuestImage.upload) on ``host``, as the compute API makes it."""
+    return host.new_instance(
         ids['image_id'], root_gb=root_gb, memory_mb=memory_mb,
         instance_uuid=instance_uuid, kernel_id=ids['kernel_id'],
         ramdisk_id=ids['ramdisk_id'],
         image_meta=host.images.show(host.context, ids['image_id']))
+
+
+def spawn(host, ids, **kwargs):
+    """Spawn the guest of ``ids`` on ``host`` through the driver and
+    wait for its agent; return (instance, agent, seconds from spawn's
+    return to the agent's first answer). ``kwargs`` as new_instance."""
+    instance = new_instance(host, ids, **kwargs)
     host.spawn(instance)
     agent = Agent(host.domain(instance))
     return instance, agent, agent.wait()
