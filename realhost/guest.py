@@ -123,7 +123,7 @@ class Agent:
                     raise AgentError(
                         f'no answer from the guest agent in {timeout} s: '
                         f'{e}') from e
-                time.sleep(1)
+                time.sleep(0.5)
 
     def run(self, *argv, stdin=None, timeout=60):
         """Run ``argv`` in the guest; return (exit code, stdout, stderr)."""
@@ -193,12 +193,13 @@ class Agent:
         return int(self.sh(f'cat /sys/block/{device}/size')) * 512
 
 
-def new_instance(host, ids, root_gb=1, memory_mb=256, instance_uuid=None):
+def new_instance(host, ids, root_gb=1, memory_mb=256, instance_uuid=None,
+                 vcpus=2):
     """The instance record of the guest of ``ids`` (from
     GuestImage.upload) on ``host``, as the compute API makes it."""
     return host.new_instance(
         ids['image_id'], root_gb=root_gb, memory_mb=memory_mb,
-        instance_uuid=instance_uuid, kernel_id=ids['kernel_id'],
+        instance_uuid=instance_uuid, vcpus=vcpus, kernel_id=ids['kernel_id'],
         ramdisk_id=ids['ramdisk_id'],
         image_meta=host.images.show(host.context, ids['image_id']))
 

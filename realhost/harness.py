@@ -290,7 +290,8 @@ class RealComputeHost(fixtures.Fixture):
     # -- instances ------------------------------------------------------
     def new_instance(self, image_id, memory_mb=128, root_gb=1,
                      ephemeral_gb=0, swap_mb=0, instance_uuid=None,
-                     kernel_id='', ramdisk_id='', image_meta=None):
+                     kernel_id='', ramdisk_id='', image_meta=None,
+                     vcpus=1):
         """Create an instance record (in the sqlite DB) for ``image_id``.
 
         ``kernel_id``/``ramdisk_id``: as the compute API copies them from
@@ -301,7 +302,7 @@ class RealComputeHost(fixtures.Fixture):
         the instance has none."""
         flavor = objects.Flavor(
             id=1, flavorid='novaext-test', name='novaext.test',
-            memory_mb=memory_mb, vcpus=1, root_gb=root_gb,
+            memory_mb=memory_mb, vcpus=vcpus, root_gb=root_gb,
             ephemeral_gb=ephemeral_gb, swap=swap_mb, extra_specs={},
             rxtx_factor=1.0, vcpu_weight=None,
             is_public=True, disabled=False)
@@ -310,7 +311,7 @@ class RealComputeHost(fixtures.Fixture):
             project_id='novaext', user_id='novaext', host=self.hostname,
             node=self.hostname, compute_id=1, image_ref=image_id,
             flavor=flavor, kernel_id=kernel_id, ramdisk_id=ramdisk_id,
-            instance_type_id=flavor.id, memory_mb=memory_mb, vcpus=1,
+            instance_type_id=flavor.id, memory_mb=memory_mb, vcpus=vcpus,
             root_gb=root_gb, ephemeral_gb=ephemeral_gb,
             root_device_name='/dev/vda',
             vm_state='building', power_state=0, os_type='linux',
