@@ -93,17 +93,20 @@ def spawn_section(results, data):
 
 def resize_section(results, data):
     cases = data['cases']
-    rows = [(c['path'], c['base_gib'], c['overlay_mib'],
+    for c in cases:
+        c.setdefault('link', 'loopback')  # results from before links
+    rows = [(c['link'], c['path'], c['base_gib'], c['overlay_mib'],
              f'{c["seconds_min"]:.2f}', f'{c["seconds_median"]:.2f}',
              f'{c["bytes_sent"] / MiB:.1f}',
              _ratio(c['bytes_sent'], c['overlay_allocated_bytes']))
             for c in cases]
-    paths = sorted({c['path'] for c in cases})
+    lines = sorted({(c['link'], c['path']) for c in cases})
 
     def series(fixed_key, fixed, x_key, y):
-        return {p: [(c[x_key], y(c)) for c in cases
-                    if c['path'] == p and c[fixed_key] == fixed]
-                for p in paths}
+        return {f'{p} ({link})': [
+            (c[x_key], y(c)) for c in cases
+            if (c['link'], c['path']) == (link, p) and
+            c[fixed_key] == fixed] for link, p in lines}
 
     seconds = _plot(results, 'resize-overlay.png',
                     'Resize disk move, 2 GiB base', 'overlay MiB written',
@@ -121,8 +124,8 @@ def resize_section(results, data):
                         lambda c: c['bytes_sent'] / MiB))
     return '\n\n'.join([
         '## Resize / cold migration disk move',
-        _table(['path', 'base GiB', 'overlay MiB', 'min s', 'median s',
-                'sent MiB', 'sent / overlay allocation'], rows),
+        _table(['link', 'path', 'base GiB', 'overlay MiB', 'min s',
+                'median s', 'sent MiB', 'sent / overlay allocation'], rows),
         f'![seconds by overlay]({seconds}) ![seconds by base]({by_base}) '
         f'![bytes]({sent})'])
 

@@ -1,32 +1,42 @@
-"""Resize disk move: novaext's path beside the flatten path and the floor.
+"""Resize disk move: novaext's path beside Nova 34's, flatten and floors,
+on three links.
 
-Run from the repo root in the project's environment:
+Run from the repo root in the project's environment, as root:
 
     python benchmarks/resize.py [--quick] [--repeat 3] [--json FILE]
+                                [--links loopback,1gbit,10gbit]
+
+Links (benchmarks/links.py): loopback; and a veth pair into a network
+namespace of the benchmark's own (198.18.<n>.0/30), shaped with tc tbf to
+1 Gbit/s or 10 Gbit/s, removed afterwards. The destination's rsync
+daemon, sshd and TCP sink listen in that namespace; the source side (this
+process: novaext's client, Nova's copy) stays in the machine's, so every
+path below crosses the same link.
 
 For each base size (1, 2, 4 GiB of data) and overlay size (50, 200, 800
 MiB written), on the same files in one run:
 - novaext: push the qcow2 overlay as it is to a real rsync daemon
   (started with novaext-rsyncd), then `qemu-img rebase -u` onto the
   destination's base;
-- flatten: the path the seeds replaced, `qemu-img convert` of overlay +
-  base into one qcow2, then a copy of that file;
 - nova34: Nova 34's own copy, ``nova.virt.libvirt.utils.copy_image`` with
   ``[libvirt]remote_filesystem_transport = rsync`` (rsync --sparse
-  --compress over ssh) to a private sshd on 127.0.0.1 that this script
-  starts; bytes are what the ssh client reports it sent;
+  --compress over ssh) to a private sshd that this script starts; bytes
+  are what the ssh client reports it sent;
 - flatten: the path the seeds replaced, `qemu-img convert` of overlay +
-  base into one qcow2, then a copy of that file;
-- novaext-tls: the same push over the TLS transport
+  base into one qcow2, then that file over one TCP stream (tcp_floor);
+- novaext-tls (loopback only): the same push over the TLS transport
   (``rsync_transport = tls``: stunnel in front of a second daemon on the
   same instances path, stunnel in client mode on the client,
   certificates checked both ways);
-- floor: dd of the same bytes novaext sends (the overlay file).
+- tcp_floor: the overlay's bytes over one TCP stream with large buffers,
+  fsync'd at the destination (benchmarks/tcp_floor.py): the floor of any
+  copy over the link;
+- floor: dd of the same bytes on the local disk (a reference column).
 The overlay holds random (incompressible) data, as guest writes mostly
-are. novaext and the floor write through to disk (rsync --fsync, dd
-conv=fsync), as does flatten's copy; Nova's own copy does not fsync.
-The base is present on the destination in every case.
---quick runs only the 2 GiB base / 200 MiB overlay case.
+are. novaext and the floors write through to disk (rsync --fsync, dd
+conv=fsync, the sink's fsync), as does flatten's copy; Nova's own copy
+does not fsync. The base is present on the destination in every case.
+--quick runs only the 2 GiB base / 200 MiB overlay case (on every link).
 """
 
 import argparse
@@ -48,6 +58,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 from novaext.virt import rsync_client  # noqa: E402
 from novaext.virt import rsync_tls  # noqa: E402
 from realhost import tls  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import links  # noqa: E402
+import tcp_floor  # noqa: E402
 
 MiB = 1024 ** 2
 # The destination's instance directory (the daemon takes uuid names only).
@@ -97,11 +112,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_daemon(work, instances, tls_conf=None):
+def start_daemon(work, instances, tls_conf=None, link=None):
     """A daemon on ``instances`` started by novaext-rsyncd; with
-    ``tls_conf`` ([novaext] TLS options) behind stunnel. Returns the PIDs
-    to stop and a client."""
-    work = os.path.join(work, 'tls' if tls_conf else 'plain')
+    ``tls_conf`` ([novaext] TLS options) behind stunnel; on ``link``'s
+    destination side (default loopback). Returns the PIDs to stop and a
+    client."""
+    link = link or links.Link('loopback')
+    work = os.path.join(work, ('tls' if tls_conf else 'plain') + '-' +
+                        link.name)
     os.makedirs(work)
     port = free_port()
     secrets = os.path.join(work, 'secrets')
@@ -113,7 +131,9 @@ def start_daemon(work, instances, tls_conf=None):
     conf = os.path.join(work, 'nova.conf')
     with open(conf, 'w') as f:
         f.write(f'[DEFAULT]\ninstances_path = {instances}\n[novaext]\n'
-                f'rsync_port = {port}\nrsync_address = 127.0.0.1\n'
+                f'rsync_port = {port}\n'
+                f'rsync_address = {link.dest_address}\n'
+                f'rsync_hosts_allow = {link.local_address}\n'
                 f'rsync_secrets_file = {secrets}\nrsync_uid = root\n'
                 f'rsync_gid = root\nrsyncd_config_file = {work}/rsyncd.conf\n'
                 f'rsyncd_pid_file = {work}/rsyncd.pid\n')
@@ -123,9 +143,9 @@ def start_daemon(work, instances, tls_conf=None):
             f.write(f'stunnel_config_file = {work}/stunnel.conf\n'
                     f'stunnel_pid_file = {work}/stunnel.pid\n')
     script = os.path.join(os.path.dirname(sys.executable), 'novaext-rsyncd')
-    pid = int(subprocess.run([script, '--config-file', conf, 'start'],
-                             check=True, capture_output=True,
-                             text=True).stdout)
+    pid = int(subprocess.run(
+        link.in_dest([script, '--config-file', conf, 'start']),
+        check=True, capture_output=True, text=True).stdout)
     pids = [pid]
     tls_client_config = None
     if tls_conf:
@@ -136,7 +156,7 @@ def start_daemon(work, instances, tls_conf=None):
             tls_conf['rsync_tls_cert_file'], tls_conf['rsync_tls_key_file'],
             tls_conf['rsync_tls_ca_file'])
     client = rsync_client.RsyncDaemonClient(
-        '127.0.0.1', port, 'nova_instances', 'nova', password,
+        link.dest_address, port, 'nova_instances', 'nova', password,
         tls_client_config=tls_client_config)
     return pids, client
 
@@ -149,8 +169,11 @@ class PrivateSshd:
     the client sent.
     """
 
-    def __init__(self, work):
+    def __init__(self, work, link):
+        work = os.path.join(work, 'ssh-' + link.name)
+        os.makedirs(work)
         self.work = work
+        self.address = link.dest_address
         self.port = free_port()
         self.log = os.path.join(work, 'ssh-client.log')
         host_key = os.path.join(work, 'ssh_host_key')
@@ -160,19 +183,20 @@ class PrivateSshd:
         authorized = os.path.join(work, 'authorized_keys')
         shutil.copyfile(self.client_key + '.pub', authorized)
         os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(link.in_dest(
             [shutil.which('sshd') or '/usr/sbin/sshd', '-D', '-e',
              '-f', '/dev/null', '-p', str(self.port),
-             '-o', 'ListenAddress=127.0.0.1', '-o', f'HostKey={host_key}',
+             '-o', f'ListenAddress={self.address}',
+             '-o', f'HostKey={host_key}',
              '-o', f'AuthorizedKeysFile={authorized}',
              '-o', 'PermitRootLogin=prohibit-password',
              '-o', 'StrictModes=no', '-o', 'UsePAM=no',
-             '-o', f'PidFile={work}/sshd.pid'],
+             '-o', f'PidFile={work}/sshd.pid']),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:
-                if s.connect_ex(('127.0.0.1', self.port)) == 0:
+                if s.connect_ex((self.address, self.port)) == 0:
                     break
             time.sleep(0.1)
         os.environ['RSYNC_RSH'] = (
@@ -193,22 +217,29 @@ class PrivateSshd:
         self.proc.wait(10)
 
 
-def nova34_copy(src, dest):
+def nova34_copy(src, dest, host):
     """Nova 34's own remote copy of one disk (libvirt_utils.copy_image)."""
     from nova.virt.libvirt import utils as libvirt_utils
-    libvirt_utils.copy_image(src, dest, host='127.0.0.1', compression=True)
+    libvirt_utils.copy_image(src, dest, host=host, compression=True)
 
 
-def fsync_copy(src, dst):
-    shutil.copyfile(src, dst)
-    fd = os.open(dst, os.O_RDONLY)
+def tcp_copy(link, src, dst):
+    """``src`` to ``dst`` over ``link``: one TCP stream, fsync'd at the
+    destination (tcp_floor.py's sink in the destination's namespace)."""
+    port = free_port()
+    sink = subprocess.Popen(
+        link.in_dest([sys.executable, os.path.join(HERE, 'tcp_floor.py'),
+                      'sink', link.dest_address, str(port), dst]),
+        stdout=subprocess.PIPE, text=True)
     try:
-        os.fsync(fd)
+        if sink.stdout.readline().strip() != 'ready':
+            raise RuntimeError('tcp_floor sink did not start')
+        return tcp_floor.send(link.dest_address, port, src)
     finally:
-        os.close(fd)
+        sink.wait(30)
 
 
-def one_case(work, client, tls_client, sshd, dest, base, base_gib,
+def one_case(work, link, client, tls_client, sshd, dest, base, base_gib,
              overlay_mib, repeat):
     overlay = os.path.join(work, 'overlay.qcow2')
     make_overlay(overlay, base, overlay_mib, os.path.join(work, 'random'))
@@ -229,13 +260,14 @@ def one_case(work, client, tls_client, sshd, dest, base, base_gib,
         return tls_client.push(overlay, INSTANCE_DIR, 'disk')
 
     def nova34():
-        nova34_copy(overlay, os.path.join(dest, INSTANCE_DIR, 'nova34'))
+        nova34_copy(overlay, os.path.join(dest, INSTANCE_DIR, 'nova34'),
+                    link.dest_address)
         return sshd.bytes_sent_last()
 
     def flatten():
         flat = os.path.join(work, 'flat.qcow2')
         run('qemu-img', 'convert', '-O', 'qcow2', overlay, flat)
-        fsync_copy(flat, os.path.join(dest, INSTANCE_DIR, 'flat'))
+        tcp_copy(link, flat, os.path.join(dest, INSTANCE_DIR, 'flat'))
         size = os.path.getsize(flat)
         os.unlink(flat)
         return size
@@ -245,8 +277,14 @@ def one_case(work, client, tls_client, sshd, dest, base, base_gib,
             'bs=4M', 'conv=fsync', 'status=none')
         return os.path.getsize(overlay)
 
+    def floor_tcp():
+        return tcp_copy(link, overlay, os.path.join(dest, 'floor'))
+
     paths = [('novaext', novaext), ('novaext-tls', novaext_tls),
-             ('nova34', nova34), ('flatten', flatten), ('floor', floor)]
+             ('nova34', nova34), ('flatten', flatten), ('floor', floor),
+             ('tcp_floor', floor_tcp)]
+    if tls_client is None:
+        paths.remove(('novaext-tls', novaext_tls))
     for name, fn in paths:
         runs = []
         for _ in range(repeat):
@@ -257,7 +295,7 @@ def one_case(work, client, tls_client, sshd, dest, base, base_gib,
                     os.unlink(path)
             run('sync')
             runs.append(timed(fn))
-        row = {'path': name, 'base_gib': base_gib,
+        row = {'path': name, 'link': link.name, 'base_gib': base_gib,
                'overlay_mib': overlay_mib,
                'seconds_min': min(r[0] for r in runs),
                'seconds_median': statistics.median(r[0] for r in runs),
@@ -279,14 +317,51 @@ def configure_nova():
                           group='libvirt')
 
 
+LINKS = {'loopback': None, '1gbit': '1gbit', '10gbit': '10gbit'}
+
+
+def run_link(work, dest, link, cases, repeat):
+    """Every case on ``link``: daemons and sshd on its destination side."""
+    pids, client = start_daemon(work, dest, link=link)
+    tls_client = None
+    if link.rate is None:
+        pki = tls.TlsPki(pathlib.Path(work) / 'pki')
+        tls_pids, tls_client = start_daemon(
+            work, dest, pki.client_conf(free_port()))
+        pids += tls_pids
+    client.make_dir(INSTANCE_DIR)
+    sshd = PrivateSshd(work, link)
+    rows = []
+    try:
+        for base_gib in sorted({b for b, _ in cases}):
+            base = os.path.join(work, 'base.raw')
+            make_base(base, base_gib)
+            os.link(base, os.path.join(dest, '_base', 'b' * 40))
+            for b, overlay_mib in cases:
+                if b == base_gib:
+                    rows += one_case(work, link, client, tls_client, sshd,
+                                     dest, base, base_gib, overlay_mib,
+                                     repeat)
+            os.unlink(os.path.join(dest, '_base', 'b' * 40))
+            os.unlink(base)
+    finally:
+        sshd.stop()
+        for pid in pids:
+            os.kill(pid, 15)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--quick', action='store_true')
     parser.add_argument('--repeat', type=int, default=3)
     parser.add_argument('--json', metavar='FILE')
+    parser.add_argument('--links', default=','.join(LINKS),
+                        help='comma-separated, of: ' + ', '.join(LINKS))
     args = parser.parse_args()
     missing = [tool for tool in ('rsync', 'qemu-img', 'qemu-io', 'ssh',
-                                 'sshd', 'ssh-keygen', 'stunnel', 'openssl')
+                                 'sshd', 'ssh-keygen', 'stunnel', 'openssl',
+                                 'ip', 'tc')
                if shutil.which(tool) is None and not os.path.exists(
                    f'/usr/sbin/{tool}')]
     if missing:
@@ -296,56 +371,39 @@ def main():
     cases = ([(2, 200)] if args.quick else
              [(2, 50), (2, 200), (2, 800), (1, 200), (4, 200)])
     rows = []
-    with tempfile.TemporaryDirectory(prefix='novaext-resize-',
-                                     dir='/var/tmp') as work:
-        dest = os.path.join(work, 'dest')
-        os.makedirs(os.path.join(dest, '_base'))
-        pki = tls.TlsPki(pathlib.Path(work) / 'pki')
-        pids, client = start_daemon(work, dest)
-        tls_pids, tls_client = start_daemon(
-            work, dest, pki.client_conf(free_port()))
-        pids += tls_pids
-        client.make_dir(INSTANCE_DIR)
-        make_random_file(os.path.join(work, 'random'))
-        configure_nova()
-        sshd = PrivateSshd(work)
-        try:
-            for base_gib in sorted({b for b, _ in cases}):
-                base = os.path.join(work, 'base.raw')
-                make_base(base, base_gib)
-                os.link(base, os.path.join(dest, '_base', 'b' * 40))
-                for b, overlay_mib in cases:
-                    if b == base_gib:
-                        rows += one_case(work, client, tls_client, sshd,
-                                         dest, base, base_gib, overlay_mib,
-                                         args.repeat)
-                os.unlink(os.path.join(dest, '_base', 'b' * 40))
-                os.unlink(base)
-        finally:
-            sshd.stop()
-            for pid in pids:
-                os.kill(pid, 15)
+    configure_nova()
+    for name in args.links.split(','):
+        with tempfile.TemporaryDirectory(prefix='novaext-resize-',
+                                         dir='/var/tmp') as work, \
+                links.Link(name, LINKS[name]) as link:
+            dest = os.path.join(work, 'dest')
+            os.makedirs(os.path.join(dest, '_base'))
+            make_random_file(os.path.join(work, 'random'))
+            rows += run_link(work, dest, link, cases, args.repeat)
 
     print(f'\nresize disk move, min/median of {args.repeat} '
-          f'({os.cpu_count()} cores, loopback)')
-    print(f'{"path":>11} {"base GiB":>8} {"ovl MiB":>8} {"min s":>7} '
-          f'{"median s":>9} {"sent MiB":>9} {"sent/alloc":>10} '
-          f'{"x floor":>8}')
-    floors = {(r['base_gib'], r['overlay_mib']): r['seconds_median']
-              for r in rows if r['path'] == 'floor'}
+          f'({os.cpu_count()} cores)')
+    print(f'{"link":>8} {"path":>11} {"base GiB":>8} {"ovl MiB":>8} '
+          f'{"min s":>7} {"median s":>9} {"sent MiB":>9} {"sent/alloc":>10} '
+          f'{"x tcp":>6} {"x dd":>6}')
+    floors = {(r['link'], r['base_gib'], r['overlay_mib'], r['path']):
+              r['seconds_median'] for r in rows
+              if r['path'] in ('floor', 'tcp_floor')}
     for r in rows:
-        floor = floors[(r['base_gib'], r['overlay_mib'])]
-        print(f'{r["path"]:>11} {r["base_gib"]:>8} {r["overlay_mib"]:>8} '
+        key = (r['link'], r['base_gib'], r['overlay_mib'])
+        print(f'{r["link"]:>8} {r["path"]:>11} {r["base_gib"]:>8} '
+              f'{r["overlay_mib"]:>8} '
               f'{r["seconds_min"]:>7.2f} {r["seconds_median"]:>9.2f} '
               f'{r["bytes_sent"] / MiB:>9.1f} '
               f'{r["bytes_sent"] / r["overlay_allocated_bytes"]:>10.2f} '
-              f'{r["seconds_median"] / floor:>8.1f}')
+              f'{r["seconds_median"] / floors[key + ("tcp_floor",)]:>6.2f} '
+              f'{r["seconds_median"] / floors[key + ("floor",)]:>6.1f}')
     print('\nnovaext beside the others (median seconds; rebase -u alone):')
     by_case = {}
     for r in rows:
-        by_case.setdefault((r['base_gib'], r['overlay_mib']), {})[
-            r['path']] = r
-    for (base_gib, overlay_mib), case in sorted(by_case.items()):
+        by_case.setdefault((r['link'], r['base_gib'], r['overlay_mib']),
+                           {})[r['path']] = r
+    for (link, base_gib, overlay_mib), case in by_case.items():
         median = {path: row['seconds_median'] for path, row in case.items()}
         ratios = ', '.join(
             f'{other}/novaext {median[other] / median["novaext"]:.1f}x'
@@ -354,8 +412,10 @@ def main():
             ratios += (f', nova34/novaext-tls '
                        f'{median["nova34"] / median["novaext-tls"]:.1f}x')
         rebase_ms = case['novaext']['rebase_seconds_median'] * 1000
-        print(f'  base {base_gib} GiB, overlay {overlay_mib} MiB: {ratios}; '
-              f'novaext/floor {median["novaext"] / median["floor"]:.2f}x; '
+        print(f'  {link}, base {base_gib} GiB, overlay {overlay_mib} MiB: '
+              f'{ratios}; novaext/tcp_floor '
+              f'{median["novaext"] / median["tcp_floor"]:.2f}x, '
+              f'novaext/dd {median["novaext"] / median["floor"]:.2f}x; '
               f'rebase {rebase_ms:.0f} ms')
     if args.json:
         with open(args.json, 'w') as f:
