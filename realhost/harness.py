@@ -10,7 +10,6 @@ It is shared by tests/real and scripts/demo; it needs the services
 started by scripts/start-services.
 """
 
-import contextlib
 import hashlib
 import json
 import os
@@ -397,19 +396,6 @@ class RealComputeHost(fixtures.Fixture):
                         libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         finally:
             conn.close()
-
-
-@contextlib.contextmanager
-def compute_host(hostname, instances_path, **kwargs):
-    """A RealComputeHost set up for the ``with`` block, then cleaned up
-    (tests that move a guest between hosts use one after the other)."""
-    host = RealComputeHost(hostname, instances_path=instances_path,
-                           **kwargs)
-    host.setUp()
-    try:
-        yield host
-    finally:
-        host.cleanUp()
 
 
 def base_name(image_id):

@@ -54,7 +54,8 @@ def lun(tmp_path):
 
 def test_cloud_disk_by_serial_extend_and_unplug_in_guest(
         guest_image, tmp_path, lun):
-    with harness.compute_host('real-host', str(tmp_path / 'host')) as host:
+    with harness.RealComputeHost(
+            'real-host', instances_path=str(tmp_path / 'host')) as host:
         host.conf_group('novaext', clouddisk_attach_mode='qemu')
         ids = guest_image.upload(host)
         instance, agent, _ = guest.spawn(host, ids)

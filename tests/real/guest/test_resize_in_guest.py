@@ -60,7 +60,8 @@ class TwoHosts:
 
     @contextlib.contextmanager
     def host(self, name):
-        with harness.compute_host(name, self.paths[name]) as host:
+        with harness.RealComputeHost(
+                name, instances_path=self.paths[name]) as host:
             host.conf_group('novaext', rsync_port=self.port,
                             rsync_password_file=str(self.password_file))
             host.import_images(self.exported)

@@ -33,8 +33,9 @@ def _snapshot(host, instance):
 def _boot_elsewhere(tmp_path, exported, snap_id, ids):
     """Boot ``snap_id`` on a new host with an empty _base; return the
     sha256 of DATA inside that guest and what the host downloaded."""
-    with harness.compute_host('other-host',
-                              str(tmp_path / 'other-host')) as other:
+    other_path = str(tmp_path / 'other-host')
+    with harness.RealComputeHost('other-host',
+                                 instances_path=other_path) as other:
         other.import_images(exported)
         meta = other.images.show(other.context, snap_id)
         # Nova records the kernel and initrd with the snapshot, so the
@@ -50,7 +51,8 @@ def _boot_elsewhere(tmp_path, exported, snap_id, ids):
 
 
 def test_live_delta_snapshot_keeps_data_in_guest(guest_image, tmp_path):
-    with harness.compute_host('real-host', str(tmp_path / 'host')) as host:
+    with harness.RealComputeHost(
+            'real-host', instances_path=str(tmp_path / 'host')) as host:
         host.conf_group('novaext', snapshot_mode='delta')
         ids = guest_image.upload(host)
         instance, agent, _ = guest.spawn(host, ids)
@@ -80,7 +82,8 @@ def test_live_delta_snapshot_keeps_data_in_guest(guest_image, tmp_path):
 
 def test_cold_snapshot_of_paused_guest_keeps_data_in_guest(
         guest_image, tmp_path):
-    with harness.compute_host('real-host', str(tmp_path / 'host')) as host:
+    with harness.RealComputeHost(
+            'real-host', instances_path=str(tmp_path / 'host')) as host:
         host.conf_group('workarounds', disable_libvirt_livesnapshot=True)
         ids = guest_image.upload(host)
         instance, agent, _ = guest.spawn(host, ids)
@@ -109,7 +112,8 @@ def _superblock(raw_path):
 
 def test_quiesced_snapshot_freezes_guest_and_is_clean_in_guest(
         guest_image, tmp_path):
-    with harness.compute_host('real-host', str(tmp_path / 'host')) as host:
+    with harness.RealComputeHost(
+            'real-host', instances_path=str(tmp_path / 'host')) as host:
         ids = guest_image.upload(
             host, properties={'os_require_quiesce': 'yes'})
         instance, agent, _ = guest.spawn(host, ids)
