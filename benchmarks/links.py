@@ -24,11 +24,13 @@ def _ip(*args):
 
 
 class Link:
-    """``rate``: a tc rate ('1gbit', '10gbit'); None: loopback."""
+    """``rate``: a tc rate ('1gbit', '10gbit'); None: loopback.
+    ``burst``: tbf's bucket, at least rate/HZ bytes (tc size syntax)."""
 
-    def __init__(self, name, rate=None):
+    def __init__(self, name, rate=None, burst='1mb'):
         self.name = name
         self.rate = rate
+        self.burst = burst
         self.namespace = None
         self.local_address = self.dest_address = '127.0.0.1'
 
@@ -55,16 +57,12 @@ class Link:
             for prefix, dev in (([], local), (ns, peer)):
                 subprocess.run(
                     ['tc', *prefix, 'qdisc', 'add', 'dev', dev, 'root',
-                     'tbf', 'rate', self.rate, 'burst', self._burst(),
+                     'tbf', 'rate', self.rate, 'burst', self.burst,
                      'latency', '20ms'], check=True, capture_output=True)
         except BaseException:
             self.__exit__()
             raise
         return self
-
-    def _burst(self):
-        """tbf needs at least rate/HZ bytes of burst; generous here."""
-        return '4mb' if self.rate.startswith('10') else '1mb'
 
     def __exit__(self, *exc):
         if self.namespace:

@@ -317,7 +317,9 @@ def configure_nova():
                           group='libvirt')
 
 
-LINKS = {'loopback': None, '1gbit': '1gbit', '10gbit': '10gbit'}
+# name: (tc rate, tbf burst); None: loopback
+LINKS = {'loopback': None, '1gbit': ('1gbit', '1mb'),
+         '10gbit': ('10gbit', '4mb')}
 
 
 def run_link(work, dest, link, cases, repeat):
@@ -375,7 +377,7 @@ def main():
     for name in args.links.split(','):
         with tempfile.TemporaryDirectory(prefix='novaext-resize-',
                                          dir='/var/tmp') as work, \
-                links.Link(name, LINKS[name]) as link:
+                links.Link(name, *(LINKS[name] or ())) as link:
             dest = os.path.join(work, 'dest')
             os.makedirs(os.path.join(dest, '_base'))
             make_random_file(os.path.join(work, 'random'))

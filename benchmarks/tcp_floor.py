@@ -13,7 +13,6 @@ Large socket buffers; the sender uses sendfile.
 import os
 import socket
 import sys
-import time
 
 BUFFER = 4 * 1024 * 1024
 
@@ -39,17 +38,10 @@ def sink(address, port, path):
 
 
 def send(address, port, path, timeout=600):
-    """Send ``path``; return the bytes sent once the sink has fsync'd."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            conn = socket.create_connection((address, port), timeout=timeout)
-            break
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    with conn, open(path, 'rb') as f:
+    """Send ``path`` to a sink that said 'ready'; return the bytes sent
+    once the sink has fsync'd."""
+    with socket.create_connection((address, port), timeout=timeout) as conn, \
+            open(path, 'rb') as f:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, BUFFER)
         sent = conn.sendfile(f)
         conn.shutdown(socket.SHUT_WR)
