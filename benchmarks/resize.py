@@ -55,8 +55,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
-from novaext.virt import rsync_client  # noqa: E402
-from novaext.virt import rsync_tls  # noqa: E402
+from novaext.rsync import client as rsync_client  # noqa: E402
+from novaext.rsync import tls as rsync_tls  # noqa: E402
 from realhost import tls  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

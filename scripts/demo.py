@@ -44,8 +44,8 @@ from realhost import harness  # noqa: E402
 from realhost import snapshots  # noqa: E402
 
 MiB = 1024 ** 2
-progress_log = logging.getLogger('novaext.virt.transfer_progress')
-snapshot_log = logging.getLogger('novaext.virt.snapshot_progress')
+progress_log = logging.getLogger('novaext.resize.progress')
+snapshot_log = logging.getLogger('novaext.snapshot.progress')
 STATES = {libvirt.VIR_DOMAIN_RUNNING: 'running',
           libvirt.VIR_DOMAIN_PAUSED: 'paused',
           libvirt.VIR_DOMAIN_SHUTOFF: 'shut off'}

@@ -17,8 +17,8 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from novaext import conf as novaext_conf
-from novaext.virt import rsync_daemon
-from novaext.virt import rsync_tls
+from novaext.rsync import daemon as rsync_daemon
+from novaext.rsync import tls as rsync_tls
 
 CONF = cfg.CONF
 

@@ -1,1 +1,1 @@
-"""The compute driver and the modules it delegates to."""
+"""The compute driver: Nova's hooks wired to novaext's feature packages."""

@@ -12,14 +12,14 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from novaext import conf as novaext_conf
+from novaext.imagebackend import base_from_host
 from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
-from novaext.virt import base_from_host
-from novaext.virt import daemon_remotefs
-from novaext.virt import peer_address
-from novaext.virt import resize_dest
-from novaext.virt import resize_source
-from novaext.virt import snapshot as ext_snapshot
+from novaext.resize import dest as resize_dest
+from novaext.resize import source as resize_source
+from novaext.rsync import peer_address
+from novaext.rsync import remotefs as daemon_remotefs
+from novaext.snapshot import run as ext_snapshot
 from novaext.volume import registry as volume_registry
 
 CONF = cfg.CONF
@@ -91,7 +91,7 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
             share_info=share_info)
 
     def snapshot(self, context, instance, image_id, update_task_state):
-        """Live or cold snapshot, full or delta upload (novaext.virt.snapshot)
+        """Live or cold snapshot, full or delta upload (novaext.snapshot.run)
         of a file root disk; Nova's own for rbd, lvm and ploop disks.
 
         Nova's own implementation stays reachable as

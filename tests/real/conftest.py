@@ -10,6 +10,8 @@ import os
 import pytest
 
 from realhost import harness
+from realhost import rsyncd
+from realhost import tls
 
 
 def pytest_collection_modifyitems(config, items):
@@ -44,3 +46,35 @@ def tiny_image(tmp_path):
     subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x5a 0 1M',
                     str(path)], check=True, capture_output=True)
     return path
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    """novaext-rsyncd on ``tmp_path/instances`` at a free port."""
+    instances = tmp_path / 'instances'
+    instances.mkdir()
+    port = rsyncd.free_port()
+    cmd, pid = rsyncd.start_daemon(tmp_path, instances, port)
+    try:
+        yield {'cmd': cmd, 'port': port, 'instances': instances,
+               'tmp': tmp_path, 'pid': pid}
+    finally:
+        rsyncd.stop_daemon(pid)
+
+
+@pytest.fixture
+def pki(tmp_path):
+    """A compute CA with a host certificate, and an intruder's CA."""
+    return tls.TlsPki(tmp_path / 'pki')
+
+
+@pytest.fixture
+def tls_daemon(tmp_path, pki):
+    """A daemon on ``tmp_path/instances`` behind stunnel (TLS)."""
+    instances = tmp_path / 'instances'
+    instances.mkdir()
+    daemon = tls.start_tls_daemon(tmp_path, instances, pki)
+    try:
+        yield daemon
+    finally:
+        tls.stop_tls_daemon(daemon)

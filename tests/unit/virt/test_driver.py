@@ -13,8 +13,8 @@ from nova.tests.unit.virt import test_virt_drivers
 from nova.virt import driver as virt_driver
 from nova.virt import fake
 
+from novaext.snapshot import extract as snapshot_extract
 from novaext.virt import driver as ext_driver
-from novaext.virt import snapshot_extract
 
 
 class ExtLibvirtDriverContractTestCase(
@@ -33,7 +33,7 @@ class ExtLibvirtDriverContractTestCase(
         novaext ends a live copy only once libvirt reports its mirror
         ready, which the fake libvirt never does (its jobs vanish at once);
         the live path is proven on the real libvirtd instead
-        (tests/real/virt/test_snapshot_live.py). Nova's mocked image
+        (tests/real/snapshot/test_live.py). Nova's mocked image
         backend extracts nothing, so it writes the file here.
         """
         self.flags(disable_libvirt_livesnapshot=True, group='workarounds')

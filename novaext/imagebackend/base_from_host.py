@@ -1,0 +1,75 @@
+"""A base that neither this host nor the image service has, from its peer.
+
+Resize, cold migration and block live migration name the source host as
+``fallback_from_host``: when the image service no longer has an image
+(deleted after boot), its base is pulled from that host's ``_base``
+through the peer's rsync daemon (its read-only base module), to a
+temporary name under the same lock
+Nova takes for the base, verified (verified_base.check_pulled: against
+the image service when it answers, else against the peer's record of the
+base, pulled beside it) and renamed into place when complete.
+"""
+
+import os
+
+from nova import utils
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_utils import fileutils
+
+from novaext.imagebackend import base_entry
+from novaext.imagebackend import delta_base
+from novaext.imagebackend import verified_base
+from novaext.rsync import client as rsync_client
+
+CONF = cfg.CONF
+LOG = logging.getLogger(__name__)
+
+
+def _pull_marker(client, filename, workdir):
+    """The peer's record of base ``filename``, or None when it has none."""
+    local = os.path.join(workdir, filename + verified_base.MARKER_SUFFIX)
+    try:
+        client.pull_base(local, filename + verified_base.MARKER_SUFFIX)
+    except rsync_client.RsyncTransferError as e:
+        LOG.info('No record of base %(name)s on the peer: %(err)s',
+                 {'name': filename, 'err': e})
+        return None
+    try:
+        return verified_base.Marker.load(local)
+    finally:
+        fileutils.delete_if_exists(local)
+
+
+def pull_base(context, host, filename, image_id, lock_path):
+    """Make ``_base/filename`` exist here, pulled from ``host`` and
+    verified.
+
+    :param image_id: the image the instance was booted from; it vouches
+        for the base only when the base is that image's (for a delta
+        snapshot's base, the peer's record does)
+    :raises ImageUnacceptable: the pulled bytes are not the base
+    """
+    subdir = CONF.image_cache.subdirectory_name
+    base = os.path.join(CONF.instances_path, subdir, filename)
+    fileutils.ensure_tree(os.path.dirname(base))
+    client = rsync_client.RsyncDaemonClient.from_conf(CONF, host)
+
+    @utils.synchronized(filename, external=True, lock_path=lock_path)
+    def pull_once():
+        if base_entry.present(base):
+            return
+        part = base + '.part'
+        with fileutils.remove_path_on_error(part):
+            client.pull_base(part, filename)
+            marker = None
+            if CONF.novaext.verify_bases:
+                own = filename == delta_base.image_id_sha1(image_id or '')
+                marker = verified_base.check_pulled(
+                    context, part, filename, image_id if own else None,
+                    _pull_marker(client, filename, os.path.dirname(base)))
+            os.rename(part, base)
+        if marker is not None:
+            marker.save(base)
+    pull_once()
+    return base

@@ -1,0 +1,234 @@
+"""The source half of resize and cold migration: move only what must move.
+
+Nova's own outline, with its helpers (shared-storage probe, power off,
+volume disconnect, ``<dir>_resize`` rename, rollback), but the copy step
+follows transfer_plan: qcow2 root overlays are pushed as they are to the
+destination's rsync daemon, raw disks whole and sparse, ephemeral overlays
+as standalone qcow2 copies, swap not at all; vTPM state goes as Nova sends
+it (``<dir>/swtpm``). On the same host or shared storage the copy is local
+and every file is copied as it is. Everything that can be refused is
+refused before the guest is touched; any failure later puts
+``<dir>_resize`` back and removes what reached the destination, then
+re-raises: the guest stays bootable on the source. Every transfer is
+registered with Nova's job tracker, so deleting the instance stops it.
+"""
+
+import os
+import tempfile
+
+from nova import block_device
+from nova import exception
+from nova.virt import driver as virt_driver
+from nova.virt import images
+from nova.virt.libvirt import utils as libvirt_utils
+from oslo_concurrency import processutils
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_serialization import jsonutils
+from oslo_utils import excutils
+from oslo_utils import fileutils
+
+from novaext.resize import plan as transfer_plan
+from novaext.resize import progress as transfer_progress
+from novaext.resize.plan import Action
+from novaext.rsync import client as rsync_client
+
+CONF = cfg.CONF
+LOG = logging.getLogger(__name__)
+
+# The images_type values whose disks are files novaext knows how to move;
+# the others (rbd, lvm, ploop) go to Nova's own migrate_disk_and_power_off.
+MOVED_IMAGES_TYPES = ('default', 'qcow2', 'raw', 'flat')
+
+
+def moves_images_type(images_type):
+    """True when novaext (not Nova) moves disks of ``images_type``."""
+    return images_type in MOVED_IMAGES_TYPES
+
+
+def _refuse_resize_down(instance, flavor, block_device_info,
+                        booted_from_volume):
+    ephemerals = virt_driver.block_device_info_get_ephemerals(
+        block_device_info)
+    eph_size = (block_device.get_bdm_ephemeral_disk_size(ephemerals) or
+                instance.flavor.ephemeral_gb)
+    root_down = flavor.root_gb < instance.flavor.root_gb
+    if (root_down and not booted_from_volume) or \
+            flavor.ephemeral_gb < eph_size:
+        raise exception.InstanceFaultRollback(
+            exception.ResizeError(reason='Unable to resize disk down.'))
+
+
+def _plan_or_refuse(disk_info):
+    try:
+        return transfer_plan.plan(disk_info)
+    except ValueError as e:
+        raise exception.InstanceFaultRollback(
+            exception.MigrationPreCheckError(reason=str(e))) from e
+
+
+def _copy_local(src, dst, sparse):
+    """Same host or shared instances_path: ``<dir>_resize`` must stay
+    intact for a revert, so the disk is copied, as Nova does; on a
+    copy-on-write file system (XFS, btrfs) the copy shares the blocks."""
+    processutils.execute(
+        'cp', '--reflink=auto',
+        '--sparse=always' if sparse else '--sparse=auto', src, dst)
+
+
+def _remove_partial_copy(drv, dest, inst_base, instance):
+    try:
+        drv._remotefs.remove_dir(dest, inst_base)
+    except Exception as e:
+        LOG.warning('Could not remove what reached %(dest)s of instance '
+                    '%(inst)s: %(err)s',
+                    {'inst': instance.uuid, 'dest': dest, 'err': e},
+                    instance=instance)
+
+
+class _Mover:
+    """Moves one instance's files from ``<dir>_resize`` to the
+    destination's ``<dir>``: a local copy on shared storage, else pushes
+    to the destination's rsync daemon, each registered with Nova's job
+    tracker."""
+
+    def __init__(self, drv, context, instance, client, inst_base,
+                 inst_base_resize):
+        self.drv = drv
+        self.context = context
+        self.instance = instance
+        self.client = client
+        self.inst_base = inst_base
+        self.inst_base_resize = inst_base_resize
+        self.dir_name = os.path.basename(inst_base)
+        self.sent = 0
+        self.files = 0
+
+    def _on_execute(self, process):
+        self.drv.job_tracker.add_job(self.instance, process.pid)
+
+    def _on_completion(self, process):
+        self.drv.job_tracker.remove_job(self.instance, process.pid)
+
+    def move(self, name, action):
+        src = os.path.join(self.inst_base_resize, name)
+        sparse = action is not Action.PUSH_OVERLAY
+        self.files += 1
+        if self.client is None:
+            # Same base files here: every disk is copied as it is.
+            _copy_local(src, os.path.join(self.inst_base, name), sparse)
+        elif action is Action.PUSH_STANDALONE:
+            with tempfile.TemporaryDirectory(
+                    dir=self.inst_base_resize,
+                    prefix='.novaext-standalone-') as scratch:
+                standalone = os.path.join(scratch, name)
+                images.convert_image(src, standalone, 'qcow2', 'qcow2')
+                self._push(standalone, name, sparse=True)
+        else:
+            self._push(src, name, sparse)
+
+    def _push(self, src, name, sparse):
+        progress = transfer_progress.TransferProgress(
+            self.context, self.instance, 'resize.push', self.client.target,
+            name)
+        pushed = self.client.push(src, self.dir_name, name, sparse=sparse,
+                                  on_progress=progress,
+                                  on_execute=self._on_execute,
+                                  on_completion=self._on_completion)
+        progress.end(pushed)
+        self.sent += pushed
+
+    def move_vtpm_state(self):
+        """Nova's save_and_migrate_vtpm_dir: the swtpm state moves into
+        ``<dir>_resize/swtpm`` (kept there for a revert) and is copied to
+        the destination's ``<dir>/swtpm``, where Nova's finish_migration
+        restores it. Off shared storage Nova's copy would go over ssh, so
+        it copies into a scratch directory here and the tree is pushed."""
+        if self.client is None:
+            libvirt_utils.save_and_migrate_vtpm_dir(
+                self.instance.uuid, self.inst_base_resize, self.inst_base,
+                None, self._on_execute, self._on_completion)
+            return
+        with tempfile.TemporaryDirectory() as scratch:
+            libvirt_utils.save_and_migrate_vtpm_dir(
+                self.instance.uuid, self.inst_base_resize, scratch, None)
+        swtpm = os.path.join(self.inst_base_resize, 'swtpm')
+        if os.path.isdir(swtpm):
+            self.files += 1
+            self.sent += self.client.push_tree(
+                swtpm, self.dir_name, 'swtpm',
+                on_execute=self._on_execute,
+                on_completion=self._on_completion)
+
+
+def migrate_disk_and_power_off(drv, context, instance, dest, flavor,
+                               network_info, block_device_info=None,
+                               timeout=0, retry_interval=0):
+    """ComputeDriver.migrate_disk_and_power_off for ExtLibvirtDriver.
+
+    :returns: Nova's disk info JSON for finish_migration
+    :raises: InstanceFaultRollback before the guest is touched (resize
+        down, destination unreachable); anything raised during the copy,
+        after rolling back
+    """
+    booted_from_volume = drv._is_booted_from_volume(block_device_info)
+    _refuse_resize_down(instance, flavor, block_device_info,
+                        booted_from_volume)
+    inst_base = libvirt_utils.get_instance_path(instance)
+    inst_base_resize = inst_base + '_resize'
+    shared = drv._is_path_shared_with(dest, inst_base)
+    client = None
+    if not shared:
+        client = rsync_client.RsyncDaemonClient.from_conf(CONF, dest)
+        try:
+            client.make_dir(os.path.basename(inst_base))
+        except (rsync_client.RsyncTransferError,
+                rsync_client.InvalidRemotePath) as e:
+            raise exception.InstanceFaultRollback(
+                exception.ResizeError(reason=str(e))) from e
+    # Read from the running guest's definition (Nova reads it after power
+    # off; it is the same): a disk this plan cannot move is refused while
+    # the guest still runs.
+    try:
+        planned = _plan_or_refuse(
+            drv._get_instance_disk_info(instance, block_device_info))
+    except Exception:
+        with excutils.save_and_reraise_exception():
+            if not shared:
+                _remove_partial_copy(drv, dest, inst_base, instance)
+
+    drv.power_off(instance, timeout, retry_interval)
+    drv.unplug_vifs(instance, network_info)
+    for vol in virt_driver.block_device_info_get_mapping(block_device_info):
+        drv._disconnect_volume(context, vol['connection_info'], instance)
+    disk_info = drv._get_instance_disk_info(instance, block_device_info)
+
+    try:
+        drv._cleanup_failed_instance_base(inst_base_resize)
+        os.rename(inst_base, inst_base_resize)
+        if shared:
+            fileutils.ensure_tree(inst_base)
+        mover = _Mover(drv, context, instance, client, inst_base,
+                       inst_base_resize)
+        for disk in planned:
+            if disk.action is not Action.RECREATE_ON_DESTINATION:
+                mover.move(os.path.basename(disk.path), disk.action)
+        if os.path.exists(os.path.join(inst_base_resize, 'disk.info')):
+            # Nova's: so the destination does not re-inspect formats.
+            mover.move('disk.info', Action.PUSH_WHOLE_SPARSE)
+        mover.move_vtpm_state()
+        LOG.info('Moved %(n)d file(s) of %(inst)s to %(dest)s, %(sent)d '
+                 'bytes sent', {'n': mover.files, 'inst': instance.uuid,
+                                'dest': dest, 'sent': mover.sent},
+                 instance=instance)
+    except Exception:
+        with excutils.save_and_reraise_exception():
+            drv._cleanup_remote_migration(dest, inst_base, inst_base_resize,
+                                          shared)
+            if not shared and not os.path.exists(inst_base_resize) and \
+                    not os.path.exists(inst_base):
+                # Deleted mid-move (Nova's delete stopped the push through
+                # the job tracker): nothing to roll back to, and Nova's
+                # cleanup leaves the partial copy on the destination.
+                _remove_partial_copy(drv, dest, inst_base, instance)
+    return jsonutils.dumps(disk_info)

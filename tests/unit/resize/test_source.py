@@ -1,0 +1,305 @@
+"""resize_source.migrate_disk_and_power_off with a stand-in driver and
+rsync client: what is refused before the guest is touched, what moves,
+how, and that every transfer is registered with Nova's job tracker.
+
+The data path itself (real rsync daemon, qemu-img, QEMU) is proven in
+tests/real/virt/test_resize_*.py.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import types
+from unittest import mock
+
+import pytest
+from nova import exception
+from nova import objects
+from nova.virt.libvirt import instancejobtracker
+from nova.virt.libvirt import utils as libvirt_utils
+from oslo_config import cfg
+from oslo_config import fixture as config_fixture
+
+from novaext.resize import source as resize_source
+from novaext.rsync import client as rsync_client
+from novaext.virt import driver as ext_driver
+
+CONF = cfg.CONF
+UUID = '0f6c4a2e-1d7b-4c1a-9a55-3a8b5c1e2d3f'
+
+
+class FakeClient:
+    """Records what would be pushed; each "rsync" has a PID."""
+
+    target = 'dest:8730/nova_instances'
+
+    def __init__(self):
+        self.pushed = {}
+        self.trees = {}
+        self.made = []
+        self.pids = iter(range(4242, 5000))
+
+    def make_dir(self, *components):
+        self.made.append(components)
+
+    def _process(self, on_execute, on_completion, record):
+        proc = types.SimpleNamespace(pid=next(self.pids))
+        on_execute(proc)
+        record(proc.pid)
+        on_completion(proc)
+
+    def push(self, src, *components, sparse=False, on_progress=None,
+             on_execute=None, on_completion=None):
+        with open(src, 'rb') as f:
+            data = f.read()
+
+        def record(pid):
+            self.pushed[components] = dict(data=data, sparse=sparse,
+                                           src=src, pid=pid)
+        self._process(on_execute, on_completion, record)
+        return len(data)
+
+    def push_tree(self, local_dir, *components, on_execute=None,
+                  on_completion=None):
+        files = {}
+        for root, _dirs, names in os.walk(local_dir):
+            for name in names:
+                path = os.path.join(root, name)
+                with open(path, 'rb') as f:
+                    files[os.path.relpath(path, local_dir)] = f.read()
+
+        def record(pid):
+            self.trees[components] = dict(files=files, src=local_dir,
+                                          pid=pid)
+        self._process(on_execute, on_completion, record)
+        return sum(len(d) for d in files.values())
+
+
+class RecordingJobTracker(instancejobtracker.InstanceJobTracker):
+    def __init__(self):
+        super().__init__()
+        self.added = []
+        self.removed = []
+
+    def add_job(self, instance, pid):
+        self.added.append(pid)
+        super().add_job(instance, pid)
+
+    def remove_job(self, instance, pid):
+        self.removed.append(pid)
+        super().remove_job(instance, pid)
+
+
+@pytest.fixture
+def host(tmp_path):
+    """An instances_path holding one instance's files, a stand-in driver
+    whose calls are recorded in order, and the fake rsync client."""
+    fixture = config_fixture.Config(CONF)
+    fixture.setUp()
+    CONF.set_override('instances_path', str(tmp_path / 'instances'))
+    inst_dir = tmp_path / 'instances' / UUID
+    inst_dir.mkdir(parents=True)
+    files = {'disk': b'root overlay', 'disk.local': b'ephemeral overlay',
+             'disk.swap': b'swap', 'disk.config': b'config drive',
+             'disk.info': b'{}'}
+    for name, data in files.items():
+        (inst_dir / name).write_bytes(data)
+    disk_info = [
+        {'path': str(inst_dir / 'disk'), 'type': 'qcow2',
+         'backing_file': 'a' * 40},
+        {'path': str(inst_dir / 'disk.local'), 'type': 'qcow2',
+         'backing_file': 'ephemeral_1_0706d66'},
+        {'path': str(inst_dir / 'disk.swap'), 'type': 'qcow2',
+         'backing_file': 'swap_64'},
+        {'path': str(inst_dir / 'disk.config'), 'type': 'raw',
+         'backing_file': ''},
+    ]
+    events = []
+    drv = mock.Mock()
+    drv.job_tracker = RecordingJobTracker()
+    drv._is_booted_from_volume.return_value = False
+    drv._is_path_shared_with.return_value = False
+    drv._get_instance_disk_info.side_effect = (
+        lambda *a: events.append('disk info') or disk_info)
+    drv.power_off.side_effect = lambda *a: events.append('power off')
+    drv._cleanup_failed_instance_base.side_effect = (
+        lambda path: shutil.rmtree(path, ignore_errors=True))
+    client = FakeClient()
+    flavor = objects.Flavor(root_gb=1, ephemeral_gb=1, swap=64)
+    instance = types.SimpleNamespace(uuid=UUID, flavor=flavor)
+
+    def converted(src, dst, in_fmt, out_fmt):
+        assert (in_fmt, out_fmt) == ('qcow2', 'qcow2')
+        with open(src, 'rb') as f, open(dst, 'wb') as out:
+            out.write(b'standalone ' + f.read())
+
+    with mock.patch.object(rsync_client.RsyncDaemonClient, 'from_conf',
+                           return_value=client), \
+            mock.patch('novaext.resize.progress.TransferProgress'), \
+            mock.patch('nova.virt.images.convert_image',
+                       side_effect=converted) as convert:
+        yield types.SimpleNamespace(
+            drv=drv, client=client, instance=instance, inst_dir=inst_dir,
+            disk_info=disk_info, events=events, convert=convert,
+            vtpm_dir=tmp_path / 'swtpm', tmp=tmp_path)
+    fixture.cleanUp()
+
+
+def _migrate(host, flavor=None):
+    flavor = flavor or objects.Flavor(root_gb=2, ephemeral_gb=1, swap=64)
+    return resize_source.migrate_disk_and_power_off(
+        host.drv, 'ctx', host.instance, 'dest', flavor, [])
+
+
+def test_disk_info_and_every_disk_but_swap_are_moved(host):
+    returned = _migrate(host)
+
+    pushed = host.client.pushed
+    assert sorted(c[1] for c in pushed) == [
+        'disk', 'disk.config', 'disk.info', 'disk.local']
+    assert all(c[0] == UUID for c in pushed)
+    assert pushed[(UUID, 'disk')]['data'] == b'root overlay'
+    assert not pushed[(UUID, 'disk')]['sparse']
+    assert pushed[(UUID, 'disk.config')]['sparse']
+    assert pushed[(UUID, 'disk.info')]['data'] == b'{}'
+    assert json.loads(returned) == host.disk_info
+    # The source keeps everything for a revert.
+    assert sorted(os.listdir(str(host.inst_dir) + '_resize')) == [
+        'disk', 'disk.config', 'disk.info', 'disk.local', 'disk.swap']
+
+
+def test_ephemeral_overlay_moves_standalone_never_as_an_overlay(host):
+    """The destination's ephemeral base of the same name is its own mkfs,
+    other bytes: the ephemeral data goes merged with our base."""
+    _migrate(host)
+
+    local = host.client.pushed[(UUID, 'disk.local')]
+    assert local['data'] == b'standalone ephemeral overlay'
+    host.convert.assert_called_once()
+    assert host.convert.call_args[0][0] == os.path.join(
+        str(host.inst_dir) + '_resize', 'disk.local')
+    # The standalone copy was a scratch file, gone afterwards.
+    assert not os.path.exists(local['src'])
+
+
+def test_same_host_copies_every_disk_as_it_is(host):
+    host.drv._is_path_shared_with.return_value = True
+    _migrate(host)
+
+    assert host.client.pushed == {}
+    host.convert.assert_not_called()
+    assert (host.inst_dir / 'disk.local').read_bytes() == \
+        b'ephemeral overlay'
+    assert sorted(os.listdir(host.inst_dir)) == [
+        'disk', 'disk.config', 'disk.info', 'disk.local']
+
+
+def test_resize_down_is_refused_before_the_guest_is_touched(host):
+    for smaller in (objects.Flavor(root_gb=0, ephemeral_gb=1, swap=64),
+                    objects.Flavor(root_gb=2, ephemeral_gb=0, swap=64)):
+        with pytest.raises(exception.InstanceFaultRollback,
+                           match='Unable to resize disk down'):
+            _migrate(host, smaller)
+
+    host.drv.power_off.assert_not_called()
+    assert host.client.made == [] and host.client.pushed == {}
+    assert os.path.isdir(host.inst_dir)
+
+
+def test_unknown_disk_format_is_refused_before_the_guest_is_touched(host):
+    host.disk_info[0]['type'] = 'ploop'
+
+    with pytest.raises(exception.InstanceFaultRollback,
+                       match="cannot move a 'ploop' disk"):
+        _migrate(host)
+
+    assert host.events == ['disk info']
+    assert host.client.pushed == {}
+    # The destination directory made by the reachability check goes again.
+    assert host.client.made == [(UUID,)]
+    host.drv._remotefs.remove_dir.assert_called_once_with(
+        'dest', str(host.inst_dir))
+    assert os.path.isdir(host.inst_dir)
+
+
+def test_disks_are_planned_while_the_guest_runs(host):
+    _migrate(host)
+    assert host.events[:2] == ['disk info', 'power off']
+
+
+def test_every_transfer_is_registered_with_the_job_tracker(host):
+    """Nova's delete stops what its job tracker holds."""
+    _make_vtpm_state(host)
+    with _vtpm_privsep(host):
+        _migrate(host)
+
+    pids = [p['pid'] for p in host.client.pushed.values()] + \
+        [t['pid'] for t in host.client.trees.values()]
+    assert len(pids) == 5
+    assert host.drv.job_tracker.added == pids
+    assert host.drv.job_tracker.removed == pids
+    assert host.drv.job_tracker.jobs == {}
+
+
+def _make_vtpm_state(host):
+    state = host.vtpm_dir / UUID / 'tpm2'
+    state.mkdir(parents=True)
+    (state / 'tpm2-00.permall').write_bytes(b'tpm state')
+
+
+@contextlib.contextmanager
+def _vtpm_privsep(host):
+    """Nova's privsep helpers, run in-process here (no daemon)."""
+    with mock.patch.multiple('nova.privsep.path', move_tree=shutil.move,
+                             chown=lambda *a, **k: None), \
+            mock.patch.object(libvirt_utils, 'VTPM_DIR', str(host.vtpm_dir)):
+        yield
+
+
+def test_vtpm_state_moves_with_the_instance(host):
+    """As Nova's save_and_migrate_vtpm_dir: out of the swtpm directory
+    into <dir>_resize/swtpm (kept for a revert) and to the destination's
+    <dir>/swtpm, where Nova's finish_migration restores it."""
+    _make_vtpm_state(host)
+    with _vtpm_privsep(host):
+        _migrate(host)
+
+    kept = os.path.join(str(host.inst_dir) + '_resize', 'swtpm')
+    tree = host.client.trees[(UUID, 'swtpm')]
+    assert tree['src'] == kept
+    assert tree['files'] == {
+        os.path.join(UUID, 'tpm2', 'tpm2-00.permall'): b'tpm state'}
+    assert not (host.vtpm_dir / UUID).exists()
+
+
+def test_no_vtpm_no_tree_pushed(host):
+    with _vtpm_privsep(host):
+        _migrate(host)
+    assert host.client.trees == {}
+
+
+@pytest.mark.parametrize('images_type, nova_moves', [
+    ('lvm', True), ('rbd', True), ('ploop', True),
+    ('qcow2', False), ('default', False), ('raw', False), ('flat', False)])
+def test_images_types_novaext_does_not_move_go_to_nova(images_type,
+                                                       nova_moves):
+    """Nova refuses lvm before the guest is touched, and moves rbd (shared)
+    and ploop itself; novaext only moves file disks."""
+    fixture = config_fixture.Config(CONF)
+    fixture.setUp()
+    try:
+        CONF.set_override('images_type', images_type, group='libvirt')
+        drv = object.__new__(ext_driver.ExtLibvirtDriver)
+        with mock.patch.object(ext_driver.NovaLibvirtDriver,
+                               'migrate_disk_and_power_off',
+                               return_value='nova') as nova, \
+                mock.patch.object(resize_source,
+                                  'migrate_disk_and_power_off',
+                                  return_value='novaext') as ours:
+            result = drv.migrate_disk_and_power_off(
+                'ctx', 'inst', 'dest', 'flavor', [])
+    finally:
+        fixture.cleanUp()
+    assert result == ('nova' if nova_moves else 'novaext')
+    assert nova.called is nova_moves and ours.called is not nova_moves
