@@ -76,9 +76,9 @@ def _copy_local(src, dst, sparse):
         '--sparse=always' if sparse else '--sparse=auto', src, dst)
 
 
-def _remove_partial_copy(drv, dest, inst_base, instance):
+def _remove_partial_copy(nova, dest, inst_base, instance):
     try:
-        drv._remotefs.remove_dir(dest, inst_base)
+        nova.remotefs.remove_dir(dest, inst_base)
     except Exception as e:
         LOG.warning('Could not remove what reached %(dest)s of instance '
                     '%(inst)s: %(err)s',
@@ -92,9 +92,9 @@ class _Mover:
     to the destination's rsync daemon, each registered with Nova's job
     tracker."""
 
-    def __init__(self, drv, context, instance, client, inst_base,
+    def __init__(self, nova, context, instance, client, inst_base,
                  inst_base_resize):
-        self.drv = drv
+        self.nova = nova
         self.context = context
         self.instance = instance
         self.client = client
@@ -105,10 +105,10 @@ class _Mover:
         self.files = 0
 
     def _on_execute(self, process):
-        self.drv.job_tracker.add_job(self.instance, process.pid)
+        self.nova.job_tracker.add_job(self.instance, process.pid)
 
     def _on_completion(self, process):
-        self.drv.job_tracker.remove_job(self.instance, process.pid)
+        self.nova.job_tracker.remove_job(self.instance, process.pid)
 
     def move(self, name, action):
         src = os.path.join(self.inst_base_resize, name)
@@ -161,7 +161,7 @@ class _Mover:
                 on_completion=self._on_completion)
 
 
-def migrate_disk_and_power_off(drv, context, instance, dest, flavor,
+def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
                                network_info, block_device_info=None,
                                timeout=0, retry_interval=0):
     """ComputeDriver.migrate_disk_and_power_off for ExtLibvirtDriver.
@@ -171,12 +171,12 @@ def migrate_disk_and_power_off(drv, context, instance, dest, flavor,
         down, destination unreachable); anything raised during the copy,
         after rolling back
     """
-    booted_from_volume = drv._is_booted_from_volume(block_device_info)
+    booted_from_volume = nova.is_booted_from_volume(block_device_info)
     _refuse_resize_down(instance, flavor, block_device_info,
                         booted_from_volume)
     inst_base = libvirt_utils.get_instance_path(instance)
     inst_base_resize = inst_base + '_resize'
-    shared = drv._is_path_shared_with(dest, inst_base)
+    shared = nova.is_path_shared_with(dest, inst_base)
     client = None
     if not shared:
         client = rsync_client.RsyncDaemonClient.from_conf(CONF, dest)
@@ -191,24 +191,24 @@ def migrate_disk_and_power_off(drv, context, instance, dest, flavor,
     # the guest still runs.
     try:
         planned = _plan_or_refuse(
-            drv._get_instance_disk_info(instance, block_device_info))
+            nova.instance_disk_info(instance, block_device_info))
     except Exception:
         with excutils.save_and_reraise_exception():
             if not shared:
-                _remove_partial_copy(drv, dest, inst_base, instance)
+                _remove_partial_copy(nova, dest, inst_base, instance)
 
-    drv.power_off(instance, timeout, retry_interval)
-    drv.unplug_vifs(instance, network_info)
+    nova.power_off(instance, timeout, retry_interval)
+    nova.unplug_vifs(instance, network_info)
     for vol in virt_driver.block_device_info_get_mapping(block_device_info):
-        drv._disconnect_volume(context, vol['connection_info'], instance)
-    disk_info = drv._get_instance_disk_info(instance, block_device_info)
+        nova.disconnect_volume(context, vol['connection_info'], instance)
+    disk_info = nova.instance_disk_info(instance, block_device_info)
 
     try:
-        drv._cleanup_failed_instance_base(inst_base_resize)
+        nova.remove_resize_dir(inst_base_resize)
         os.rename(inst_base, inst_base_resize)
         if shared:
             fileutils.ensure_tree(inst_base)
-        mover = _Mover(drv, context, instance, client, inst_base,
+        mover = _Mover(nova, context, instance, client, inst_base,
                        inst_base_resize)
         for disk in planned:
             if disk.action is not Action.RECREATE_ON_DESTINATION:
@@ -223,12 +223,11 @@ def migrate_disk_and_power_off(drv, context, instance, dest, flavor,
                  instance=instance)
     except Exception:
         with excutils.save_and_reraise_exception():
-            drv._cleanup_remote_migration(dest, inst_base, inst_base_resize,
-                                          shared)
+            nova.roll_back_move(dest, inst_base, inst_base_resize, shared)
             if not shared and not os.path.exists(inst_base_resize) and \
                     not os.path.exists(inst_base):
                 # Deleted mid-move (Nova's delete stopped the push through
                 # the job tracker): nothing to roll back to, and Nova's
                 # cleanup leaves the partial copy on the destination.
-                _remove_partial_copy(drv, dest, inst_base, instance)
+                _remove_partial_copy(nova, dest, inst_base, instance)
     return jsonutils.dumps(disk_info)

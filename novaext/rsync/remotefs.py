@@ -41,24 +41,26 @@ class DaemonRemoteFilesystem:
         self._client_factory(host).create_empty_file(
             *self._components(dst_path))
 
-    def remove_file(self, host, dst, on_execute=None, on_completion=None):
-        self._client_factory(host).remove(*self._components(dst))
+    def remove_file(self, host, dst_path, on_execute=None,
+                    on_completion=None):
+        self._client_factory(host).remove(*self._components(dst_path))
 
     def create_dir(self, host, dst_path, on_execute=None,
                    on_completion=None):
         self._client_factory(host).make_dir(*self._components(dst_path))
 
-    def remove_dir(self, host, dst, on_execute=None, on_completion=None):
-        """Remove ``dst`` on ``host``; a failure is logged, then raised.
+    def remove_dir(self, host, dst_path, on_execute=None,
+                   on_completion=None):
+        """Remove ``dst_path`` on ``host``; a failure is logged, then raised.
 
         Nova's rollback swallows the error, so the log line is what tells
         the operator a partial copy was left on an unreachable host.
         """
         try:
-            self._client_factory(host).remove(*self._components(dst))
+            self._client_factory(host).remove(*self._components(dst_path))
         except rsync_client.RsyncTransferError as e:
             LOG.warning('Could not remove %(dst)s on %(host)s: %(err)s. It '
                         'is a partial copy no instance uses; the next '
                         'migration there overwrites it, or remove it by '
-                        'hand.', {'dst': dst, 'host': host, 'err': e})
+                        'hand.', {'dst': dst_path, 'host': host, 'err': e})
             raise

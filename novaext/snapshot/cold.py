@@ -18,9 +18,9 @@ LOG = logging.getLogger(__name__)
 class SavedGuest:
     """Context manager around reading a cold guest's disk."""
 
-    def __init__(self, driver, context, instance, guest, method,
+    def __init__(self, nova, context, instance, guest, method,
                  original_power_state):
-        self.driver = driver
+        self.nova = nova
         self.context = context
         self.instance = instance
         self.guest = guest
@@ -31,15 +31,14 @@ class SavedGuest:
         if self.method is Method.COLD_SAVED:
             LOG.info('Saving the guest (managedSave) for a cold snapshot',
                      instance=self.instance)
-            self.driver._suspend_guest_for_snapshot(
-                self.context, False, self.original, self.instance)
+            self.nova.save_guest_for_cold_snapshot(
+                self.context, self.original, self.instance)
         return self
 
     def __exit__(self, *exc):
         if self.method is Method.COLD_SAVED:
-            self.driver._resume_guest_after_snapshot(
-                self.context, False, self.original, self.instance,
-                self.guest)
+            self.nova.restore_guest_after_cold_snapshot(
+                self.context, self.original, self.instance, self.guest)
             LOG.info('Guest restored from its saved state after the cold '
                      'snapshot', instance=self.instance)
         return False

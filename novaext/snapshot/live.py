@@ -53,8 +53,8 @@ def _libvirt_error_code(error):
 class KeptDefinition:
     """Saves a guest's persistent definition; puts it back on exit."""
 
-    def __init__(self, driver, guest):
-        self._driver = driver
+    def __init__(self, nova, guest):
+        self._nova = nova
         self._guest = guest
         self.xml = None
 
@@ -74,7 +74,7 @@ class KeptDefinition:
         if self.current() != self.xml:
             LOG.info('Restoring the persistent definition of %s after the '
                      'block copy', self._guest.name)
-            self._driver._host.write_instance_config(self.xml)
+            self._nova.host.write_instance_config(self.xml)
         return False
 
 
@@ -83,7 +83,7 @@ class TransientJobCopy:
 
     name = 'transient-job'
 
-    def start(self, driver, guest, dev, delta):
+    def start(self, nova, guest, dev, delta):
         disk = ElementTree.Element('disk', type='file')
         ElementTree.SubElement(disk, 'source', file=delta)
         ElementTree.SubElement(disk, 'driver', type='qcow2')
@@ -97,10 +97,9 @@ class UndefinedDomainCopy:
 
     name = 'undefine'
 
-    def start(self, driver, guest, dev, delta):
+    def start(self, nova, guest, dev, delta):
         if guest.has_persistent_configuration():
-            driver._delete_guest_configuration(guest, keep_vtpm=True,
-                                               keep_nvram=True)
+            nova.undefine_keeping_state(guest)
         dev.rebase(delta, copy=True, reuse_ext=True, shallow=True)
 
 
@@ -145,9 +144,9 @@ class BlockJobWaiter:
 class LiveCopy:
     """One live copy of ``disk_path`` of ``guest`` into ``delta``."""
 
-    def __init__(self, driver, context, instance, guest, disk_path,
+    def __init__(self, nova, context, instance, guest, disk_path,
                  source_format, delta, timeout, progress):
-        self.driver = driver
+        self.nova = nova
         self.context = context
         self.instance = instance
         self.guest = guest
@@ -169,7 +168,7 @@ class LiveCopy:
     def _start(self, dev):
         for strategy in STRATEGIES:
             try:
-                strategy.start(self.driver, self.guest, dev, self.delta)
+                strategy.start(self.nova, self.guest, dev, self.delta)
                 self.strategy = strategy
                 return
             except Exception as e:
@@ -192,7 +191,7 @@ class LiveCopy:
         except Exception:
             pass  # no stale job: the usual case
         self._create_delta()
-        with KeptDefinition(self.driver, self.guest):
+        with KeptDefinition(self.nova, self.guest):
             self._start(dev)
             try:
                 BlockJobWaiter(dev, self.disk_path, self.timeout,

@@ -19,19 +19,19 @@ LOG = logging.getLogger(__name__)
 class Quiescer:
     """Context manager freezing the guest's filesystems, if it can."""
 
-    def __init__(self, driver, context, instance, image_meta):
-        self.driver = driver
+    def __init__(self, nova, context, instance, image_meta):
+        self.nova = nova
         self.context = context
         self.instance = instance
         self.image_meta = image_meta
-        self.required = bool(driver._requires_quiesce(image_meta))
+        self.required = bool(nova.requires_quiesce(image_meta))
         self.available = False
         self.frozen = False
 
     def check(self):
         """Raise now if quiescing is required but impossible."""
         try:
-            self.driver._can_quiesce(self.instance, self.image_meta)
+            self.nova.check_can_quiesce(self.instance, self.image_meta)
             self.available = True
         except exception.NovaException as e:
             if self.required:
@@ -47,7 +47,7 @@ class Quiescer:
         if not self.available:
             return self
         try:
-            self.driver.quiesce(self.context, self.instance,
+            self.nova.quiesce(self.context, self.instance,
                                 self.image_meta)
             self.frozen = True
         except exception.NovaException as e:
@@ -60,6 +60,6 @@ class Quiescer:
     def __exit__(self, *exc):
         if self.frozen:
             self.frozen = False
-            self.driver.unquiesce(self.context, self.instance,
+            self.nova.unquiesce(self.context, self.instance,
                                   self.image_meta)
         return False

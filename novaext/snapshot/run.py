@@ -48,14 +48,14 @@ LOG = logging.getLogger(__name__)
 class SnapshotRun:
     """One snapshot of one instance; ``run()`` does it all."""
 
-    def __init__(self, driver, context, instance, image_id,
+    def __init__(self, nova, context, instance, image_id,
                  update_task_state):
-        self.driver = driver
+        self.nova = nova
         self.context = context
         self.instance = instance
         self.image_id = image_id
         self.update_task_state = update_task_state
-        self.image_api = driver._image_api
+        self.image_api = nova.image_api
         # filled by run(), kept for tests and benchmarks
         self.method = None
         self.upload_kind = None
@@ -65,7 +65,7 @@ class SnapshotRun:
     # -- decisions -------------------------------------------------------
     def _guest(self):
         try:
-            return self.driver._host.get_guest(self.instance)
+            return self.nova.host.get_guest(self.instance)
         except exception.InstanceNotFound:
             raise exception.InstanceNotRunning(
                 instance_id=self.instance.uuid) from None
@@ -99,7 +99,7 @@ class SnapshotRun:
         guest = self._guest()
         snapshot_image = self.image_api.get(self.context, self.image_id)
         disk_path, source_format, source_type = self._root_disk(guest)
-        original_state = guest.get_power_state(self.driver._host)
+        original_state = guest.get_power_state(self.nova.host)
         self.method = snapshot_plan.method_for(
             snapshot_plan.GuestState.from_power_state(original_state),
             self._live_possible(source_type))
@@ -126,11 +126,11 @@ class SnapshotRun:
             if image_format in ('lvm', 'rbd'):
                 image_format = 'raw'
         metadata, kept = snapshot_upload.snapshot_metadata(
-            self.driver, self.instance, snapshot_image, image_format, base)
+            self.nova, self.instance, snapshot_image, image_format, base)
 
         image_meta = self.instance.image_meta
         quiescer = snapshot_quiesce.Quiescer(
-            self.driver, self.context, self.instance, image_meta)
+            self.nova, self.context, self.instance, image_meta)
         if self.method is Method.LIVE:
             quiescer.check()
 
@@ -191,7 +191,7 @@ class SnapshotRun:
             os.chmod(tmpdir, 0o701)
             delta = out + '.delta'
             snapshot_live.LiveCopy(
-                self.driver, self.context, self.instance, guest, disk_path,
+                self.nova, self.context, self.instance, guest, disk_path,
                 source_format, delta,
                 CONF.novaext.snapshot_block_job_timeout,
                 self.progress.child('block-copy')).run(quiescer)
@@ -200,9 +200,9 @@ class SnapshotRun:
             finally:
                 fileutils.delete_if_exists(delta)
             return
-        root_disk = self.driver.image_backend.by_libvirt_path(
+        root_disk = self.nova.image_backend.by_libvirt_path(
             self.instance, disk_path, image_type=source_type)
-        with snapshot_cold.SavedGuest(self.driver, self.context,
+        with snapshot_cold.SavedGuest(self.nova, self.context,
                                       self.instance, guest, self.method,
                                       original_state):
             self._extract(disk_path, source_format, out, image_format, base,

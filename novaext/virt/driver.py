@@ -12,6 +12,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from novaext import conf as novaext_conf
+from novaext import nova_internals
 from novaext.imagebackend import base_from_host
 from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
@@ -76,8 +77,9 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
                 context, instance, dest, flavor, network_info,
                 block_device_info, timeout, retry_interval)
         return resize_source.migrate_disk_and_power_off(
-            self, context, instance, dest, flavor, network_info,
-            block_device_info, timeout, retry_interval)
+            nova_internals.NovaInternals(self), context, instance, dest,
+            flavor, network_info, block_device_info, timeout,
+            retry_interval)
 
     def finish_migration(self, context, migration, instance, disk_info,
                          network_info, image_meta, resize_instance,
@@ -97,8 +99,9 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
         Nova's own implementation stays reachable as
         ``NovaLibvirtDriver.snapshot(driver, ...)``.
         """
-        run = ext_snapshot.SnapshotRun(self, context, instance, image_id,
-                                       update_task_state)
+        run = ext_snapshot.SnapshotRun(
+            nova_internals.NovaInternals(self), context, instance, image_id,
+            update_task_state)
         if not run.is_novaext_snapshot():
             return super().snapshot(context, instance, image_id,
                                     update_task_state)

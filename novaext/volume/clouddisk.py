@@ -53,6 +53,7 @@ from oslo_concurrency import processutils
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from novaext import nova_internals
 from novaext.volume import connection_data
 
 CONF = cfg.CONF
@@ -232,7 +233,8 @@ class CloudDiskVolumeDriver(iscsi.LibvirtISCSIVolumeDriver):
             return None
         for disk in guest.get_all_disks():
             if disk.serial == serial:
-                return guest._domain.blockInfo(disk.target_dev)[0]
+                return nova_internals.guest_block_capacity(
+                    guest, disk.target_dev)
         return None
 
     @staticmethod

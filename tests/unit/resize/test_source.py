@@ -21,6 +21,7 @@ from nova.virt.libvirt import utils as libvirt_utils
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
 
+from novaext.nova_internals import NovaInternals
 from novaext.resize import source as resize_source
 from novaext.rsync import client as rsync_client
 from novaext.virt import driver as ext_driver
@@ -149,7 +150,7 @@ def host(tmp_path):
 def _migrate(host, flavor=None):
     flavor = flavor or objects.Flavor(root_gb=2, ephemeral_gb=1, swap=64)
     return resize_source.migrate_disk_and_power_off(
-        host.drv, 'ctx', host.instance, 'dest', flavor, [])
+        NovaInternals(host.drv), 'ctx', host.instance, 'dest', flavor, [])
 
 
 def test_disk_info_and_every_disk_but_swap_are_moved(host):

@@ -8,6 +8,7 @@ import pytest
 from nova import exception
 from nova.virt.libvirt import guest as libvirt_guest
 
+from novaext.nova_internals import NovaInternals
 from novaext.snapshot import base as snapshot_base
 from novaext.snapshot import live as snapshot_live
 from novaext.snapshot import progress as snapshot_progress
@@ -118,12 +119,14 @@ def _driver(can_quiesce=True, required=False, freeze_error=None):
 def test_quiesce_required_but_impossible_fails_before_anything():
     driver = _driver(can_quiesce=False, required=True)
     with pytest.raises(exception.QemuGuestAgentNotEnabled):
-        snapshot_quiesce.Quiescer(driver, None, None, None).check()
+        snapshot_quiesce.Quiescer(NovaInternals(driver), None, None,
+                                  None).check()
 
 
 def test_quiesce_impossible_not_required_goes_on_unfrozen():
     driver = _driver(can_quiesce=False)
-    with snapshot_quiesce.Quiescer(driver, None, None, None).check():
+    with snapshot_quiesce.Quiescer(NovaInternals(driver), None, None,
+                                   None).check():
         pass
     driver.quiesce.assert_not_called()
     driver.unquiesce.assert_not_called()
@@ -132,7 +135,8 @@ def test_quiesce_impossible_not_required_goes_on_unfrozen():
 def test_quiesce_freezes_around_the_block_and_thaws_after_failure():
     driver = _driver()
     with pytest.raises(RuntimeError):
-        with snapshot_quiesce.Quiescer(driver, 'ctx', 'inst', 'meta').check():
+        with snapshot_quiesce.Quiescer(NovaInternals(driver), 'ctx', 'inst',
+                                       'meta').check():
             driver.quiesce.assert_called_once_with('ctx', 'inst', 'meta')
             driver.unquiesce.assert_not_called()
             raise RuntimeError('abort failed')
@@ -141,11 +145,12 @@ def test_quiesce_freezes_around_the_block_and_thaws_after_failure():
 
 def test_failed_freeze_is_fatal_only_when_required():
     error = exception.InstanceQuiesceFailed(reason='agent gone')
-    with snapshot_quiesce.Quiescer(_driver(freeze_error=error), None, None,
-                                   None).check():
+    with snapshot_quiesce.Quiescer(NovaInternals(_driver(freeze_error=error)),
+                                   None, None, None).check():
         pass
     q = snapshot_quiesce.Quiescer(
-        _driver(required=True, freeze_error=error), None, None, None)
+        NovaInternals(_driver(required=True, freeze_error=error)),
+        None, None, None)
     with pytest.raises(exception.InstanceQuiesceFailed):
         with q.check():
             pass
@@ -165,7 +170,7 @@ def test_full_snapshot_drops_inherited_delta_properties():
         'base_image_id_sha1': SHA1, 'image_id_sha1': SHA1,
         'hw_qemu_guest_agent': 'yes'}}
     metadata, kept = snapshot_upload.snapshot_metadata(
-        _metadata_driver(), mock.Mock(), snapshot, 'raw')
+        NovaInternals(_metadata_driver()), mock.Mock(), snapshot, 'raw')
     assert kept == {'hw_qemu_guest_agent': 'yes'}
     assert metadata['disk_format'] == 'raw'
     assert metadata['properties'] == {
@@ -183,7 +188,8 @@ def test_inherited_labels_are_dropped_in_an_update_before_the_upload(
     snapshot = {'name': 's', 'properties': {'image_id_sha1': SHA1,
                                             'os_distro': 'debian'}}
     metadata, kept = snapshot_upload.snapshot_metadata(
-        _metadata_driver(), mock.Mock(), snapshot, 'qcow2', base)
+        NovaInternals(_metadata_driver()), mock.Mock(), snapshot, 'qcow2',
+        base)
     path = tmp_path / 'delta'
     path.write_bytes(b'x' * 10)
     api = mock.Mock()
@@ -203,8 +209,8 @@ def test_delta_snapshot_names_its_base_and_merges_properties():
     base = snapshot_base.DeltaBase(path='/b/' + SHA1, sha1=SHA1,
                                    image_id='base-id', image={})
     metadata, kept = snapshot_upload.snapshot_metadata(
-        _metadata_driver(), mock.Mock(), {'name': 's', 'properties': {}},
-        'qcow2', base)
+        NovaInternals(_metadata_driver()), mock.Mock(),
+        {'name': 's', 'properties': {}}, 'qcow2', base)
     assert kept is None
     assert metadata['disk_format'] == 'qcow2'
     assert metadata['properties']['base_image_id_sha1'] == SHA1
@@ -317,14 +323,14 @@ def test_kept_definition_rewrites_a_lost_or_changed_definition():
     guest.has_persistent_configuration.side_effect = [True, False]
     guest.get_xml_desc.return_value = '<domain/>'
     with pytest.raises(RuntimeError):
-        with snapshot_live.KeptDefinition(driver, guest):
+        with snapshot_live.KeptDefinition(NovaInternals(driver), guest):
             raise RuntimeError('copy failed')
     driver._host.write_instance_config.assert_called_once_with('<domain/>')
 
     driver, guest = mock.Mock(), mock.Mock()
     guest.has_persistent_configuration.return_value = True
     guest.get_xml_desc.return_value = '<domain/>'
-    with snapshot_live.KeptDefinition(driver, guest):
+    with snapshot_live.KeptDefinition(NovaInternals(driver), guest):
         pass
     driver._host.write_instance_config.assert_not_called()
 
