@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -30,15 +29,10 @@ PROBLEM = runtime.prepare()
 
 from realhost import harness  # noqa: E402
 from realhost.tgt import Lun  # noqa: E402
+from realhost.timing import timed  # noqa: E402
 
 MiB = 1024 ** 2
 TID = 960
-
-
-def timed(fn, *args, **kwargs):
-    start = time.monotonic()
-    fn(*args, **kwargs)
-    return time.monotonic() - start
 
 
 def main():
@@ -68,19 +62,22 @@ def main():
                 lun = Lun(pathlib.Path(work), TID)
                 try:
                     info = lun.connection_info()
-                    times['attach'].append(timed(
+                    seconds, _ = timed(
                         host.driver.attach_volume, host.context, info,
                         instance, '/dev/sdb', disk_bus='scsi',
-                        device_type='disk'))
+                        device_type='disk')
+                    times['attach'].append(seconds)
                     size_before = dom.blockInfo('sdb')[0]
                     lun.grow(128)
-                    times['extend'].append(timed(
+                    seconds, _ = timed(
                         host.driver.extend_volume, host.context, info,
-                        instance, 128 * MiB))
+                        instance, 128 * MiB)
+                    times['extend'].append(seconds)
                     size_after = dom.blockInfo('sdb')[0]
-                    times['detach'].append(timed(
+                    seconds, _ = timed(
                         host.driver.detach_volume, host.context, info,
-                        instance, '/dev/sdb'))
+                        instance, '/dev/sdb')
+                    times['detach'].append(seconds)
                 finally:
                     lun.remove()
             host.destroy(instance)

@@ -57,7 +57,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from novaext.rsync import client as rsync_client  # noqa: E402
 from novaext.rsync import tls as rsync_tls  # noqa: E402
+from realhost import images  # noqa: E402
+from realhost import rsyncd  # noqa: E402
 from realhost import tls  # noqa: E402
+from realhost.timing import timed  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -71,14 +74,6 @@ INSTANCE_DIR = '00000000-0000-0000-0000-00000000be11'
 
 def run(*cmd):
     subprocess.run(cmd, check=True, capture_output=True)
-
-
-def make_base(path, gib):
-    run('qemu-img', 'create', '-q', '-f', 'raw', path, f'{gib}G')
-    commands = []
-    for offset in range(0, gib * 1024, 1024):
-        commands += ['-c', f'write -P 0x5a {offset}M 1024M']
-    run('qemu-io', '-f', 'raw', *commands, path)
 
 
 def make_overlay(path, base, written_mib, random_file):
@@ -100,52 +95,22 @@ def make_random_file(path):
         f.write(os.urandom(16 * MiB))
 
 
-def timed(fn):
-    start = time.monotonic()
-    result = fn()
-    return time.monotonic() - start, result
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def start_daemon(work, instances, tls_conf=None, link=None):
-    """A daemon on ``instances`` started by novaext-rsyncd; with
-    ``tls_conf`` ([novaext] TLS options) behind stunnel; on ``link``'s
-    destination side (default loopback). Returns the PIDs to stop and a
-    client."""
+def daemon_and_client(work, instances, tls_conf=None, link=None):
+    """A daemon on ``instances`` (realhost.rsyncd); with ``tls_conf``
+    ([novaext] TLS options) behind stunnel; on ``link``'s destination side
+    (default loopback). Returns the PIDs to stop and a client."""
     link = link or links.Link('loopback')
     work = os.path.join(work, ('tls' if tls_conf else 'plain') + '-' +
                         link.name)
     os.makedirs(work)
-    port = free_port()
-    secrets = os.path.join(work, 'secrets')
-    with open(os.open(secrets, os.O_WRONLY | os.O_CREAT, 0o600), 'w') as f:
-        f.write('nova:bench-secret\n')
+    port = rsyncd.free_port()
+    _cmd, pid = rsyncd.start_daemon(
+        work, instances, port, address=link.dest_address,
+        secret='bench-secret', hosts_allow=link.local_address,
+        tls_conf=tls_conf, wrap=link.in_dest)
     password = os.path.join(work, 'password')
     with open(os.open(password, os.O_WRONLY | os.O_CREAT, 0o600), 'w') as f:
         f.write('bench-secret')
-    conf = os.path.join(work, 'nova.conf')
-    with open(conf, 'w') as f:
-        f.write(f'[DEFAULT]\ninstances_path = {instances}\n[novaext]\n'
-                f'rsync_port = {port}\n'
-                f'rsync_address = {link.dest_address}\n'
-                f'rsync_hosts_allow = {link.local_address}\n'
-                f'rsync_secrets_file = {secrets}\nrsync_uid = root\n'
-                f'rsync_gid = root\nrsyncd_config_file = {work}/rsyncd.conf\n'
-                f'rsyncd_pid_file = {work}/rsyncd.pid\n')
-        for key, value in (tls_conf or {}).items():
-            f.write(f'{key} = {value}\n')
-        if tls_conf:
-            f.write(f'stunnel_config_file = {work}/stunnel.conf\n'
-                    f'stunnel_pid_file = {work}/stunnel.pid\n')
-    script = os.path.join(os.path.dirname(sys.executable), 'novaext-rsyncd')
-    pid = int(subprocess.run(
-        link.in_dest([script, '--config-file', conf, 'start']),
-        check=True, capture_output=True, text=True).stdout)
     pids = [pid]
     tls_client_config = None
     if tls_conf:
@@ -174,7 +139,7 @@ class PrivateSshd:
         os.makedirs(work)
         self.work = work
         self.address = link.dest_address
-        self.port = free_port()
+        self.port = rsyncd.free_port()
         self.log = os.path.join(work, 'ssh-client.log')
         host_key = os.path.join(work, 'ssh_host_key')
         self.client_key = os.path.join(work, 'client_key')
@@ -226,7 +191,7 @@ def nova34_copy(src, dest, host):
 def tcp_copy(link, src, dst):
     """``src`` to ``dst`` over ``link``: one TCP stream, fsync'd at the
     destination (tcp_floor.py's sink in the destination's namespace)."""
-    port = free_port()
+    port = rsyncd.free_port()
     sink = subprocess.Popen(
         link.in_dest([sys.executable, os.path.join(HERE, 'tcp_floor.py'),
                       'sink', link.dest_address, str(port), dst]),
@@ -324,12 +289,12 @@ LINKS = {'loopback': None, '1gbit': ('1gbit', '1mb'),
 
 def run_link(work, dest, link, cases, repeat):
     """Every case on ``link``: daemons and sshd on its destination side."""
-    pids, client = start_daemon(work, dest, link=link)
+    pids, client = daemon_and_client(work, dest, link=link)
     tls_client = None
     if link.rate is None:
         pki = tls.TlsPki(pathlib.Path(work) / 'pki')
-        tls_pids, tls_client = start_daemon(
-            work, dest, pki.client_conf(free_port()))
+        tls_pids, tls_client = daemon_and_client(
+            work, dest, pki.client_conf(rsyncd.free_port()))
         pids += tls_pids
     client.make_dir(INSTANCE_DIR)
     sshd = PrivateSshd(work, link)
@@ -337,7 +302,7 @@ def run_link(work, dest, link, cases, repeat):
     try:
         for base_gib in sorted({b for b, _ in cases}):
             base = os.path.join(work, 'base.raw')
-            make_base(base, base_gib)
+            images.make_raw_base(base, base_gib * 1024)
             os.link(base, os.path.join(dest, '_base', 'b' * 40))
             for b, overlay_mib in cases:
                 if b == base_gib:

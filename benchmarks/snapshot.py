@@ -31,7 +31,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -42,20 +41,12 @@ PROBLEM = runtime.prepare()
 from nova.virt.libvirt import driver as libvirt_driver  # noqa: E402
 
 from realhost import harness  # noqa: E402
+from realhost import images  # noqa: E402
 from realhost import snapshots  # noqa: E402
+from realhost.timing import timed  # noqa: E402
 
 MiB = 1024 ** 2
 TARGET = 1.1
-
-
-def make_base(path, gib):
-    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', path,
-                    f'{gib}G'], check=True)
-    commands = []
-    for offset in range(0, gib * 1024, 1024):
-        commands += ['-c', f'write -P 0x5a {offset}M 1024M']
-    subprocess.run(['qemu-io', '-f', 'raw', *commands, path], check=True,
-                   capture_output=True)
 
 
 def top_layer_bytes(disk):
@@ -99,9 +90,7 @@ def snapshot_with(host, instance, path):
             host.driver.snapshot(host.context, instance, snap_id,
                                  lambda **kw: None)
     with snapshots.StateRecorder(instance.name) as recorder:
-        start = time.monotonic()
-        call()
-        seconds = time.monotonic() - start
+        seconds, _ = timed(call)
     uploaded = host.uploads[snap_id]
     os.unlink(host.uploaded_file(snap_id))
     host.images.delete(host.context, snap_id)
@@ -130,7 +119,7 @@ def main():
         try:
             for gib in bases:
                 base = os.path.join(work, f'base-{gib}.raw')
-                make_base(base, gib)
+                images.make_raw_base(base, gib * 1024)
                 image_id = host.upload_image(base, 'raw', by_reference=True)
                 instance = host.new_instance(image_id, memory_mb=64,
                                              root_gb=gib)

@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -42,6 +41,8 @@ from realhost import runtime  # noqa: E402
 PROBLEM = runtime.prepare()
 
 from realhost import harness  # noqa: E402
+from realhost import images  # noqa: E402
+from realhost.timing import timed  # noqa: E402
 
 MiB = 1024 ** 2
 CONCURRENT = 8
@@ -53,25 +54,6 @@ DRIVERS = [('novaext', NOVAEXT, True),
            ('nova34', 'libvirt.LibvirtDriver', None)]
 # (verifying path, the same path with verify_bases off)
 HASHING_COST = [('novaext', 'noverify')]
-
-
-def make_image(path, size_mib):
-    subprocess.run(['qemu-img', 'create', '-q', '-f', 'raw', path,
-                    f'{size_mib}M'], check=True)
-    # Real data everywhere, so the download moves the whole size; qemu-io
-    # takes at most 2 GiB per request.
-    commands = []
-    for offset in range(0, size_mib, 1024):
-        length = min(1024, size_mib - offset)
-        commands += ['-c', f'write -P 0x5a {offset}M {length}M']
-    subprocess.run(['qemu-io', '-f', 'raw', *commands, path],
-                   check=True, capture_output=True)
-
-
-def timed(fn, *args):
-    start = time.monotonic()
-    fn(*args)
-    return time.monotonic() - start
 
 
 def root_gb(size_mib):
@@ -89,14 +71,14 @@ def spawn_case(host, image_id, size_mib, cached):
     # back: otherwise the kernel's writeback throttling, not the path,
     # decides a 4 GiB download's time (+-30% between runs).
     os.sync()
-    seconds = timed(host.spawn, instance)
+    seconds, _ = timed(host.spawn, instance)
     host.destroy(instance)
     return seconds
 
 
 def copy_floor(path, workdir):
     target = os.path.join(workdir, 'floor.copy')
-    seconds = timed(shutil.copyfile, path, target)
+    seconds, _ = timed(shutil.copyfile, path, target)
     os.unlink(target)
     return seconds
 
@@ -137,7 +119,7 @@ def main():
                                      dir='/var/tmp') as work:
         for size in sizes:
             image = os.path.join(work, f'base-{size}.raw')
-            make_image(image, size)
+            images.make_raw_base(image, size)
             if args.image_format == 'qcow2':
                 subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O',
                                 'qcow2', image, image + '.qcow2'],
@@ -167,7 +149,7 @@ def main():
                                       'seconds': statistics.median(runs)})
                 if path == 'novaext':
                     image = os.path.join(work, 'concurrent.raw')
-                    make_image(image, sizes[0])
+                    images.make_raw_base(image, sizes[0])
                     downloads = concurrent_downloads(
                         host, host.upload_image(image, 'raw',
                                                 by_reference=True))

@@ -12,5 +12,7 @@ the benchmarks (benchmarks/); not part of the shipped package.
 - tls: a test PKI and a TLS-fronted daemon;
 - tgt: file-backed iSCSI LUNs on tgtd;
 - snapshots: writes through a running QEMU, image comparison, guest
-  state recording.
+  state recording;
+- images: base images full of data for the benchmarks;
+- timing: the wall-clock timing of the benchmarks.
 """

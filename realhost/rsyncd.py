@@ -2,6 +2,7 @@
 benchmarks."""
 
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -15,28 +16,41 @@ def free_port():
 
 
 def start_daemon(workdir, instances, port, address='127.0.0.1',
-                 secret='right-secret', extra_conf=''):
+                 secret='right-secret', extra_conf='',
+                 hosts_allow='127.0.0.1', tls_conf=None, wrap=list):
     """Start an rsync daemon with novaext-rsyncd; return (command, pid).
 
-    ``extra_conf``: more [novaext] lines (e.g. the TLS transport)."""
+    ``extra_conf``: more [novaext] lines. ``hosts_allow``: the clients'
+    address. ``tls_conf``: [novaext] TLS options (as
+    ``tls.TlsPki.client_conf`` gives them): stunnel in front, its
+    configuration and PID file (stunnel.pid) in ``workdir``. ``wrap``: a
+    function that returns a command as it is to run (e.g.
+    ``links.Link.in_dest``, in a network namespace); the command
+    returned is wrapped."""
+    workdir = pathlib.Path(workdir)
     secrets = workdir / 'rsyncd.secrets'
     secrets.write_text(f'nova:{secret}\n')
     secrets.chmod(0o600)
+    if tls_conf:
+        extra_conf = '\n'.join(
+            [extra_conf, *(f'{k} = {v}' for k, v in tls_conf.items()),
+             f'stunnel_config_file = {workdir}/stunnel.conf',
+             f'stunnel_pid_file = {workdir}/stunnel.pid', ''])
     conf = workdir / 'nova.conf'
     conf.write_text(f"""[DEFAULT]
 instances_path = {instances}
 [novaext]
 rsync_port = {port}
 rsync_address = {address}
-rsync_hosts_allow = 127.0.0.1
+rsync_hosts_allow = {hosts_allow}
 rsync_secrets_file = {secrets}
 rsync_uid = root
 rsync_gid = root
 rsyncd_config_file = {workdir}/rsyncd.conf
 rsyncd_pid_file = {workdir}/rsyncd.pid
 {extra_conf}""")
-    cmd = [os.path.join(os.path.dirname(sys.executable), 'novaext-rsyncd'),
-           '--config-file', str(conf)]
+    cmd = wrap([os.path.join(os.path.dirname(sys.executable),
+                             'novaext-rsyncd'), '--config-file', str(conf)])
     pid = int(subprocess.run(cmd + ['start'], check=True, text=True,
                              capture_output=True).stdout)
     return cmd, pid
