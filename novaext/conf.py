@@ -67,11 +67,6 @@ RSYNC_OPTS = [
         help='Client side: limit each resize or cold migration push to '
              'this many KiB per second (rsync --bwlimit), so a migration '
              'does not starve the guests\' own traffic. 0: no limit.'),
-    cfg.IntOpt(
-        'transfer_progress_interval', default=10, min=1,
-        help='Seconds between progress reports (log line, and an '
-             'oslo.messaging notification when notifications are enabled) '
-             'of a disk push.'),
     cfg.StrOpt(
         'rsyncd_config_file', default='/etc/novaext/rsyncd.conf',
         help='Where novaext-rsyncd writes the daemon configuration.'),
@@ -146,12 +141,6 @@ SNAPSHOT_OPTS = [
              'its own disk). 0 (default): no limit, as in Nova, whose live '
              'snapshot waits for the copy however long it takes; a limit '
              'fails every healthy copy of a disk that needs longer.'),
-    cfg.FloatOpt(
-        'snapshot_progress_interval', default=5.0, min=0.1,
-        help='Seconds between progress reports (log lines and, when '
-             'notifications are enabled, novaext.snapshot.progress '
-             'notifications) of the block copy, the extraction and the '
-             'upload of a snapshot.'),
 ]
 
 IMAGE_CACHE_OPTS = [
@@ -170,7 +159,24 @@ IMAGE_CACHE_OPTS = [
              'records, no checks.'),
 ]
 
-ALL_OPTS = RSYNC_OPTS + SNAPSHOT_OPTS + CLOUDDISK_OPTS + IMAGE_CACHE_OPTS
+PROGRESS_OPTS = [
+    cfg.FloatOpt(
+        'progress_interval', default=5.0, min=0.1,
+        deprecated_opts=[
+            cfg.DeprecatedOpt('transfer_progress_interval', group='novaext'),
+            cfg.DeprecatedOpt('snapshot_progress_interval', group='novaext'),
+        ],
+        help='Seconds between progress reports of a resize push, a '
+             'snapshot\'s block copy, extraction and upload, and a base '
+             'pulled from a peer: INFO lines on the novaext.progress '
+             'logger and, when Nova\'s unversioned notifications are on, '
+             'novaext.<operation>.progress notifications (see '
+             'novaext/progress.py for the dialect). Replaces '
+             'transfer_progress_interval and snapshot_progress_interval.'),
+]
+
+ALL_OPTS = (RSYNC_OPTS + SNAPSHOT_OPTS + CLOUDDISK_OPTS + IMAGE_CACHE_OPTS +
+            PROGRESS_OPTS)
 
 
 def register_opts(conf):

@@ -44,8 +44,7 @@ from realhost import harness  # noqa: E402
 from realhost import snapshots  # noqa: E402
 
 MiB = 1024 ** 2
-progress_log = logging.getLogger('novaext.resize.progress')
-snapshot_log = logging.getLogger('novaext.snapshot.progress')
+progress_log = logging.getLogger('novaext.progress')
 STATES = {libvirt.VIR_DOMAIN_RUNNING: 'running',
           libvirt.VIR_DOMAIN_PAUSED: 'paused',
           libvirt.VIR_DOMAIN_SHUTOFF: 'shut off'}
@@ -84,8 +83,9 @@ class _Step:
 
 
 class ProgressBar(logging.Handler):
-    """Draws a bar from novaext's transfer progress reports and adds up
-    the bytes each finished transfer sent."""
+    """Draws a bar from novaext's progress reports (novaext.progress:
+    the log records carry the notification payload) and adds up the
+    bytes each finished push sent."""
 
     WIDTH = 30
 
@@ -96,19 +96,25 @@ class ProgressBar(logging.Handler):
 
     def emit(self, record):
         payload = record.args if isinstance(record.args, dict) else {}
-        if 'percent' not in payload:
+        if payload.get('event') == 'end':
+            self.bytes_sent += payload.get('bytes_sent', 0)
+            percent = 100
+        elif payload.get('event') == 'progress':
+            percent = min(100, int(payload['percent'] or 0))
+        else:
             return
-        self.bytes_sent += payload.get('bytes_sent', 0)
-        percent = min(100, int(float(payload['percent'] or 0)))
         filled = self.WIDTH * percent // 100
         bar = '#' * filled + '.' * (self.WIDTH - filled)
-        label = payload.get('file') or payload.get('phase') or ''
+        label = payload.get('file') or payload.get('phase') or \
+            payload['operation']
+        done = payload.get('bytes_done', payload.get(
+            'bytes_sent', payload.get('bytes_uploaded', 0)))
         if self._open_line not in (None, label):
             print()
         end = '\n' if percent == 100 else ''
         self._open_line = None if end else label
         print(f'\r    {label:<10} [{bar}] {percent:3d}% '
-              f'{payload.get("bytes_done", 0) / MiB:8.1f} MiB', end=end,
+              f'{done / MiB:8.1f} MiB', end=end,
               flush=True)
 
 
@@ -158,7 +164,7 @@ class Hosts:
         host.setUp()
         host.conf_group('novaext', rsync_port=self.port,
                         rsync_password_file=self.password,
-                        transfer_progress_interval=1)
+                        progress_interval=1)
         for image_id, (path, disk_format, props) in self.images.items():
             host.upload_image(path, disk_format, image_id=image_id,
                               properties=props, by_reference=True)
@@ -300,14 +306,14 @@ def live_delta_snapshot(step, host, instance, hosts, image_id, work):
     with step('take a live delta snapshot (block copy of the overlay, '
               'upload only the overlay)') as s:
         bar = ProgressBar()
-        snapshot_log.addHandler(bar)
+        progress_log.addHandler(bar)
         try:
             host.driver.snapshot(
                 host.context, instance, snapshot_id,
                 lambda task_state, **kw: states.append(
                     (task_state, host.domain(instance).state()[0])))
         finally:
-            snapshot_log.removeHandler(bar)
+            progress_log.removeHandler(bar)
         s.moved = host.uploads[snapshot_id]
     meta = host.images.show(host.context, snapshot_id)
     print(f'    task states {[t for t, _ in states]}, guest '
@@ -362,9 +368,8 @@ def main():
     logging.basicConfig(level=logging.ERROR)
     # An optional cache backend Nova's import probes; not used here.
     logging.getLogger('stevedore.extension').setLevel(logging.CRITICAL)
-    for log in (progress_log, snapshot_log):
-        log.setLevel(logging.INFO)
-        log.propagate = False
+    progress_log.setLevel(logging.INFO)
+    progress_log.propagate = False
     if PROBLEM:
         print(f'cannot run the demo here: {PROBLEM}', file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import fileutils
 
+from novaext import progress as novaext_progress
 from novaext.imagebackend import base_entry
 from novaext.imagebackend import delta_base
 from novaext.imagebackend import verified_base
@@ -41,9 +42,10 @@ def _pull_marker(client, filename, workdir):
         fileutils.delete_if_exists(local)
 
 
-def pull_base(context, host, filename, image_id, lock_path):
+def pull_base(context, instance, host, filename, image_id, lock_path):
     """Make ``_base/filename`` exist here, pulled from ``host`` and
-    verified.
+    verified; reported as the ``base.pull`` operation of ``instance``
+    (novaext.progress).
 
     :param image_id: the image the instance was booted from; it vouches
         for the base only when the base is that image's (for a delta
@@ -60,16 +62,35 @@ def pull_base(context, host, filename, image_id, lock_path):
         if base_entry.present(base):
             return
         part = base + '.part'
-        with fileutils.remove_path_on_error(part):
-            client.pull_base(part, filename)
-            marker = None
-            if CONF.novaext.verify_bases:
-                own = filename == delta_base.image_id_sha1(image_id or '')
-                marker = verified_base.check_pulled(
-                    context, part, filename, image_id if own else None,
-                    _pull_marker(client, filename, os.path.dirname(base)))
-            os.rename(part, base)
-        if marker is not None:
-            marker.save(base)
+        progress = novaext_progress.Progress(
+            context, instance, 'base.pull',
+            {'base': filename, 'source': host}).start()
+        phase = progress.phase('pull')
+        try:
+            with fileutils.remove_path_on_error(part):
+                received = client.pull_base(
+                    part, filename,
+                    on_progress=lambda done, percent: phase.update(
+                        done, percent=percent))
+                _verify_and_place(context, client, part, base, filename,
+                                  image_id)
+        except Exception as e:
+            progress.error(e)
+            raise
+        progress.end(bytes_received=received)
     pull_once()
     return base
+
+
+def _verify_and_place(context, client, part, base, filename, image_id):
+    """Check the pulled ``part`` (when [novaext]verify_bases), then
+    rename it to ``base`` and record the check beside it."""
+    marker = None
+    if CONF.novaext.verify_bases:
+        own = filename == delta_base.image_id_sha1(image_id or '')
+        marker = verified_base.check_pulled(
+            context, part, filename, image_id if own else None,
+            _pull_marker(client, filename, os.path.dirname(base)))
+    os.rename(part, base)
+    if marker is not None:
+        marker.save(base)

@@ -28,8 +28,8 @@ from oslo_serialization import jsonutils
 from oslo_utils import excutils
 from oslo_utils import fileutils
 
+from novaext import progress as novaext_progress
 from novaext.resize import plan as transfer_plan
-from novaext.resize import progress as transfer_progress
 from novaext.resize.plan import Action
 from novaext.rsync import client as rsync_client
 
@@ -128,14 +128,21 @@ class _Mover:
             self._push(src, name, sparse)
 
     def _push(self, src, name, sparse):
-        progress = transfer_progress.TransferProgress(
-            self.context, self.instance, 'resize.push', self.client.target,
-            name)
-        pushed = self.client.push(src, self.dir_name, name, sparse=sparse,
-                                  on_progress=progress,
-                                  on_execute=self._on_execute,
-                                  on_completion=self._on_completion)
-        progress.end(pushed)
+        progress = novaext_progress.Progress(
+            self.context, self.instance, 'resize.push',
+            {'target': self.client.target, 'file': name}).start()
+        phase = progress.phase('push')
+        try:
+            pushed = self.client.push(
+                src, self.dir_name, name, sparse=sparse,
+                on_progress=lambda done, percent: phase.update(
+                    done, percent=percent),
+                on_execute=self._on_execute,
+                on_completion=self._on_completion)
+        except Exception as e:
+            progress.error(e)
+            raise
+        progress.end(bytes_sent=pushed)
         self.sent += pushed
 
     def move_vtpm_state(self):

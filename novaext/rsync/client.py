@@ -249,15 +249,20 @@ class RsyncDaemonClient:
                       f'--include=/{path}', f'--include=/{path}/***',
                       '--exclude=*', empty + '/', f'{self._base_url}/')
 
-    def pull_base(self, local_path, name):
+    def pull_base(self, local_path, name, on_progress=None):
         """Copy base ``name`` from the peer's read-only base module to
         ``local_path``, sparse.
 
+        :param on_progress: as for ``push``
         :returns: bytes rsync received over the wire
         """
-        out = self._run('--times', '--sparse', '--stats',
+        args = ['--times', '--sparse', '--stats']
+        if on_progress is not None:
+            args += ['--info=progress2', '--outbuf=line']
+        out = self._run(*args,
                         f'{self._image_cache_url}/{remote_path(name)}',
-                        local_path, target=self.base_target)
+                        local_path, target=self.base_target,
+                        on_progress=on_progress)
         match = re.search(r'^Total bytes received: ([0-9,]+)$', out,
                           re.MULTILINE)
         received = int(match.group(1).replace(',', '')) if match else 0

@@ -19,7 +19,7 @@ stopped or saved guest's disk, or a live snapshot's finished copy):
   backing file ("Image failed safety checks"; glance 29 onwards, not
   configurable), which is also what Nova's own format inspector refuses.
 
-Progress is the output file's growth (snapshot_progress.watch_file).
+Progress is the output file's growth (novaext.progress.watch_file).
 """
 
 from nova.compute import utils as compute_utils
@@ -28,14 +28,14 @@ from nova.virt.libvirt import utils as libvirt_utils
 from oslo_concurrency import processutils
 from oslo_config import cfg
 
-from novaext.snapshot import progress as snapshot_progress
+from novaext import progress as novaext_progress
 
 CONF = cfg.CONF
 
 
 def extract_full(source, source_format, out, out_format, progress):
     """The whole of a qcow2 chain (a live copy) as one image."""
-    with snapshot_progress.watch_file(out, progress):
+    with novaext_progress.watch_file(out, progress):
         libvirt_utils.extract_snapshot(source, source_format, out,
                                        out_format)
 
@@ -43,7 +43,7 @@ def extract_full(source, source_format, out, out_format, progress):
 def extract_backend_disk(root_disk, out, out_format, progress):
     """The whole disk through Nova's image backend (any backend type:
     qcow2, raw, lvm, rbd, ploop), as Nova's cold snapshot does."""
-    with snapshot_progress.watch_file(out, progress):
+    with novaext_progress.watch_file(out, progress):
         root_disk.snapshot_extract(out, out_format)
 
 
@@ -62,7 +62,7 @@ def extract_delta(source, base_path, out, progress, compress=None):
             '-B', base_path, '-F', base_format]
     if compress:
         args.append('-c')
-    with snapshot_progress.watch_file(out, progress):
+    with novaext_progress.watch_file(out, progress):
         with compute_utils.disk_ops_semaphore:
             processutils.execute(*args, source, out)
     processutils.execute('qemu-img', 'rebase', '-u', '-f', 'qcow2',

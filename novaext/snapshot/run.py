@@ -2,14 +2,17 @@
 
 The steps, each in its own module:
 
-1. decide how the disk is read and what is uploaded (snapshot_plan), the
-   base of a delta (snapshot_base), whether to quiesce (snapshot_quiesce);
-2. task state IMAGE_PENDING_UPLOAD; read the disk, live
-   (snapshot_live: block copy into an overlay, guest never paused) or
-   cold (snapshot_cold: managedSave and back, or a stopped guest), and
-   turn it into the upload file (snapshot_extract);
+1. decide how the disk is read and what is uploaded (plan), the base of
+   a delta (base), whether to quiesce (quiesce);
+2. task state IMAGE_PENDING_UPLOAD; read the disk, live (live: block
+   copy into an overlay, guest never paused) or cold (cold: managedSave
+   and back, or a stopped guest), and turn it into the upload file
+   (extract);
 3. task state IMAGE_UPLOADING; label the base image (delta) and stream
-   the file with Nova's metadata (snapshot_upload).
+   the file with Nova's metadata (upload).
+
+``run()`` returns a ``SnapshotOutcome``; the same facts end the
+``novaext.snapshot.end`` notification (novaext.progress).
 
 Every failure leaves the guest in the state it had (the live copy never
 pivots and restores the domain definition; the cold path starts a saved
@@ -18,6 +21,7 @@ manager, which deletes the half-made image. The instance's disk is only
 ever read.
 """
 
+import dataclasses
 import os
 
 from nova import exception
@@ -30,12 +34,12 @@ from oslo_log import log as logging
 from oslo_utils import fileutils
 from oslo_utils import uuidutils
 
+from novaext import progress as novaext_progress
 from novaext.snapshot import base as snapshot_base
 from novaext.snapshot import cold as snapshot_cold
 from novaext.snapshot import extract as snapshot_extract
 from novaext.snapshot import live as snapshot_live
 from novaext.snapshot import plan as snapshot_plan
-from novaext.snapshot import progress as snapshot_progress
 from novaext.snapshot import quiesce as snapshot_quiesce
 from novaext.snapshot import upload as snapshot_upload
 from novaext.snapshot.plan import Method
@@ -43,6 +47,16 @@ from novaext.snapshot.plan import Upload
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotOutcome:
+    """What one snapshot did: how the disk was read, what was uploaded
+    (full or delta) and how many bytes went to the image service."""
+
+    method: Method
+    upload: Upload
+    bytes_uploaded: int
 
 
 class SnapshotRun:
@@ -56,10 +70,9 @@ class SnapshotRun:
         self.image_id = image_id
         self.update_task_state = update_task_state
         self.image_api = nova.image_api
-        # filled by run(), kept for tests and benchmarks
+        # set by run()
         self.method = None
         self.upload_kind = None
-        self.bytes_uploaded = 0
         self.progress = None
 
     # -- decisions -------------------------------------------------------
@@ -96,6 +109,7 @@ class SnapshotRun:
         return snapshot_plan.novaext_takes(self._root_disk(self._guest())[2])
 
     def run(self):
+        """Take the snapshot; return its SnapshotOutcome."""
         guest = self._guest()
         snapshot_image = self.image_api.get(self.context, self.image_id)
         disk_path, source_format, source_type = self._root_disk(guest)
@@ -134,9 +148,26 @@ class SnapshotRun:
         if self.method is Method.LIVE:
             quiescer.check()
 
-        self.progress = snapshot_progress.Progress(
-            self.context, self.instance, self.image_id, 'snapshot',
-            CONF.novaext.snapshot_progress_interval)
+        self.progress = novaext_progress.Progress(
+            self.context, self.instance, 'snapshot',
+            {'image_id': self.image_id}).start()
+        try:
+            outcome = SnapshotOutcome(
+                self.method, self.upload_kind,
+                self._take(guest, disk_path, source_format, source_type,
+                           original_state, image_format, base, metadata,
+                           kept, quiescer))
+        except Exception as e:
+            self.progress.error(e)
+            raise
+        self.progress.end(method=outcome.method.name.lower(),
+                          upload=outcome.upload.value,
+                          bytes_uploaded=outcome.bytes_uploaded)
+        return outcome
+
+    def _take(self, guest, disk_path, source_format, source_type,
+              original_state, image_format, base, metadata, kept, quiescer):
+        """Read the disk and upload it; return the bytes uploaded."""
         LOG.info('Beginning %(method)s snapshot (%(kind)s upload, '
                  '%(format)s)', {'method': self.method.name.lower(),
                                  'kind': self.upload_kind.value,
@@ -164,16 +195,17 @@ class SnapshotRun:
             self.update_task_state(
                 task_state=task_states.IMAGE_UPLOADING,
                 expected_state=task_states.IMAGE_PENDING_UPLOAD)
-            self.bytes_uploaded = snapshot_upload.upload(
+            uploaded = snapshot_upload.upload(
                 self.image_api, self.context, self.image_id, metadata, out,
-                self.progress.child('upload'), kept=kept)
+                self.progress.phase('upload'), kept=kept)
         LOG.info('Snapshot image upload complete (%(bytes)d bytes)',
-                 {'bytes': self.bytes_uploaded}, instance=self.instance)
+                 {'bytes': uploaded}, instance=self.instance)
+        return uploaded
 
     # -- reading the disk --------------------------------------------------
     def _extract(self, source, source_format, out, image_format, base,
                  root_disk=None):
-        progress = self.progress.child('extract')
+        progress = self.progress.phase('extract')
         if base is not None:
             snapshot_extract.extract_delta(source, base.path, out, progress)
         elif root_disk is not None:
@@ -194,7 +226,7 @@ class SnapshotRun:
                 self.nova, self.context, self.instance, guest, disk_path,
                 source_format, delta,
                 CONF.novaext.snapshot_block_job_timeout,
-                self.progress.child('block-copy')).run(quiescer)
+                self.progress.phase('block-copy')).run(quiescer)
             try:
                 self._extract(delta, 'qcow2', out, image_format, base)
             finally:

@@ -135,8 +135,8 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
                      {'image': image_id, 'err': e, 'base': base,
                       'host': fallback_from_host, 'address': address},
                      instance=instance)
-            base_from_host.pull_base(context, address, base, image_id,
-                                     image.lock_path)
+            base_from_host.pull_base(context, instance, address, base,
+                                     image_id, image.lock_path)
         return super()._try_fetch_image_cache(
             image, fetch_func, context, filename, image_id, instance, size,
             fallback_from_host=None)

@@ -7,7 +7,8 @@ createImage reaches ExtLibvirtDriver.snapshot through the compute
 manager, the task states move as the manager expects, the image gets
 Nova's snapshot metadata plus the requested mode, and a failure deletes
 the image and leaves the server ACTIVE. Data movement is proven on the
-real libvirtd (tests/real/virt/test_snapshot_*.py).
+real libvirtd (tests/real/snapshot/). What the snapshot did is read where
+an operator reads it: the novaext.snapshot.* notifications.
 """
 
 from unittest import mock
@@ -16,8 +17,7 @@ import fixtures
 from nova.compute import task_states
 
 from novaext.snapshot import extract as snapshot_extract
-from novaext.snapshot import run as ext_snapshot
-from novaext.snapshot.plan import Method
+from novaext.virt import driver as ext_driver
 from tests.functional import base
 
 
@@ -28,21 +28,19 @@ class SnapshotThroughApiTestCase(base.ExtServersTestBase):
         self.flags(disable_libvirt_livesnapshot=True, group='workarounds')
         self.start_compute('compute1')
         self.server = self._create_server(networks='none')
-        self.runs = []
-        real_init = ext_snapshot.SnapshotRun.__init__
+        # The task states the driver sets, through the callback the
+        # compute manager hands it.
+        self.task_updates = []
+        real_snapshot = ext_driver.ExtLibvirtDriver.snapshot
 
-        def spy_init(run, *args, **kwargs):
-            real_init(run, *args, **kwargs)
-            self.runs.append(run)
-            real_update = run.update_task_state
-
+        def snapshot(driver, context, instance, image_id, update_task_state):
             def update(**kw):
-                run.task_updates = getattr(run, 'task_updates', []) + [kw]
-                return real_update(**kw)
-            run.update_task_state = update
+                self.task_updates.append(kw)
+                return update_task_state(**kw)
+            return real_snapshot(driver, context, instance, image_id, update)
 
         self.useFixture(fixtures.MockPatchObject(
-            ext_snapshot.SnapshotRun, '__init__', spy_init))
+            ext_driver.ExtLibvirtDriver, 'snapshot', snapshot))
         # Nova's functional base hands every opened file out empty; the
         # snapshot's own file is real here.
         self.mock_file_open.side_effect = open
@@ -84,16 +82,21 @@ class SnapshotThroughApiTestCase(base.ExtServersTestBase):
             image = self._wait_for_image_active(image_id)
 
         fake_extract.assert_called_once()
-        self.assertEqual(1, len(self.runs))
-        run = self.runs[0]
-        self.assertIs(Method.COLD_SAVED, run.method)
+        self.assertEqual(['start', 'end'], [
+            event for event, _ in self._snapshot_events()
+            if event != 'progress'])
+        end = self._snapshot_events()[-1][1]
+        self.assertEqual(
+            {'image_id': image_id, 'method': 'cold_saved', 'upload': 'full',
+             'bytes_uploaded': len(b'disk bytes')},
+            {k: end[k] for k in ('image_id', 'method', 'upload',
+                                 'bytes_uploaded')})
         self.assertEqual(
             [{'task_state': task_states.IMAGE_PENDING_UPLOAD},
              {'task_state': task_states.IMAGE_UPLOADING,
               'expected_state': task_states.IMAGE_PENDING_UPLOAD}],
-            run.task_updates)
+            self.task_updates)
         self.assertEqual({image_id: b'disk bytes'}, self.uploaded)
-        self.assertEqual(len(b'disk bytes'), run.bytes_uploaded)
         self.assertEqual('snapshot', image['properties']['image_location'])
         self.assertEqual('snapshot', image['properties']['image_type'])
         # Nova's metadata: container format of the server's image
@@ -104,8 +107,8 @@ class SnapshotThroughApiTestCase(base.ExtServersTestBase):
         server = self._wait_for_state_change(self.server, 'ACTIVE')
         self.assertIsNone(server['OS-EXT-STS:task_state'])
         # Progress went out as oslo.messaging notifications too.
-        progress = [n.payload for n in self.notifier.notifications
-                    if n.event_type == 'novaext.snapshot.progress']
+        progress = [payload for event, payload in self._snapshot_events()
+                    if event == 'progress']
         self.assertEqual({'extract', 'upload'},
                          {p['phase'] for p in progress})
         self.assertTrue(all(p['image_id'] == image_id for p in progress))
@@ -120,9 +123,20 @@ class SnapshotThroughApiTestCase(base.ExtServersTestBase):
             self._wait_for_image_gone(image_id)
         server = self._wait_for_state_change(self.server, 'ACTIVE')
         self.assertIsNone(server['OS-EXT-STS:task_state'])
-        self.assertEqual(1, len(self.runs))
+        self.assertEqual(['start', 'error'], [
+            event for event, _ in self._snapshot_events()
+            if event != 'progress'])
+        self.assertIn('disk unreadable', self._snapshot_events()[-1][1]
+                      ['error'])
 
     # -- helpers ---------------------------------------------------------
+    def _snapshot_events(self):
+        """(event, payload) of the novaext.snapshot.* notifications."""
+        prefix = 'novaext.snapshot.'
+        return [(n.event_type[len(prefix):], n.payload)
+                for n in self.notifier.notifications
+                if n.event_type.startswith(prefix)]
+
     def _wait_for_image_active(self, image_id):
         for _ in range(100):
             image = self.glance.show(None, image_id)

@@ -3,6 +3,7 @@ rsync daemon that stands for the destination host's instances_path."""
 
 import json
 import os
+import re
 
 import libvirt
 import pytest
@@ -137,7 +138,7 @@ def _slow_guest_with_data(real_host, daemon, tiny_image):  # noqa: F811
     """A guest with 24 MiB written, pushed at 4 MiB/s: about 6 s."""
     _point_at(real_host, daemon, 'right-secret')
     real_host.conf_group('novaext', rsync_bwlimit_kib=4096,
-                         transfer_progress_interval=1)
+                         progress_interval=1)
     instance = _running_guest(real_host, tiny_image)
     real_host.driver.power_off(instance)
     images.qemu_io(os.path.join(real_host.instance_dir(instance), 'disk'),
@@ -148,20 +149,24 @@ def _slow_guest_with_data(real_host, daemon, tiny_image):  # noqa: F811
 def test_push_reports_progress_in_the_log(
         real_host, daemon, tiny_image, caplog):  # noqa: F811
     instance = _slow_guest_with_data(real_host, daemon, tiny_image)
-    caplog.set_level('INFO', logger='novaext.resize.progress')
+    caplog.set_level('INFO', logger='novaext.progress')
 
     real_host.driver.migrate_disk_and_power_off(
         real_host.context, instance, '127.0.0.1', _bigger_flavor(instance),
         [])
 
     lines = [r.getMessage() for r in caplog.records
-             if r.name == 'novaext.resize.progress']
-    progress = [line for line in lines if ': progress, ' in line]
+             if r.name == 'novaext.progress']
+    progress = [line for line in lines
+                if line.startswith('resize.push progress: ') and
+                'file=disk,' in line]
     assert len(progress) >= 3, lines
-    done = [int(line.split(', ')[1].split()[0]) for line in progress]
+    done = [int(re.search(r'bytes_done=(\d+)', line)[1])
+            for line in progress]
     assert done == sorted(done) and done[0] < done[-1]
-    assert any(line.startswith('resize.push of disk to 127.0.0.1:') and
-               ': end, ' in line and '(100%)' in line for line in lines)
+    assert any(line.startswith('resize.push end: target=127.0.0.1:') and
+               'file=disk,' in line and 'bytes_sent=' in line
+               for line in lines)
     os.rename(real_host.instance_dir(instance) + '_resize',
               real_host.instance_dir(instance))
     real_host.destroy(instance)

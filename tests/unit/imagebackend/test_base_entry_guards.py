@@ -43,7 +43,8 @@ def test_pull_refuses_a_symlink_under_the_base_name(instances, victim):
     with mock.patch.object(base_from_host.rsync_client.RsyncDaemonClient,
                            'pull_base') as pull:
         with pytest.raises(base_entry.UntrustedBaseEntry):
-            base_from_host.pull_base(None, '192.0.2.7', SHA1, None,
+            base_from_host.pull_base(None, mock.Mock(uuid='u'),
+                                     '192.0.2.7', SHA1, None,
                                      str(instances / 'locks'))
     pull.assert_not_called()
     assert victim.read_bytes() == b'secret'

@@ -137,7 +137,7 @@ def host(tmp_path):
 
     with mock.patch.object(rsync_client.RsyncDaemonClient, 'from_conf',
                            return_value=client), \
-            mock.patch('novaext.resize.progress.TransferProgress'), \
+            mock.patch('novaext.progress.notifier', return_value=None), \
             mock.patch('nova.virt.images.convert_image',
                        side_effect=converted) as convert:
         yield types.SimpleNamespace(

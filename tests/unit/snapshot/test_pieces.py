@@ -8,10 +8,10 @@ import pytest
 from nova import exception
 from nova.virt.libvirt import guest as libvirt_guest
 
+from novaext import progress as novaext_progress
 from novaext.nova_internals import NovaInternals
 from novaext.snapshot import base as snapshot_base
 from novaext.snapshot import live as snapshot_live
-from novaext.snapshot import progress as snapshot_progress
 from novaext.snapshot import quiesce as snapshot_quiesce
 from novaext.snapshot import upload as snapshot_upload
 
@@ -48,8 +48,14 @@ def _info(cur, end):
 
 def _progress(clock):
     instance = mock.Mock(uuid='u')
-    return snapshot_progress.Progress(None, instance, 'img', 'block-copy',
-                                      interval=1.0, clock=clock)
+    return novaext_progress.Progress(
+        None, instance, 'snapshot', {'image_id': 'img'}, interval=1.0,
+        clock=clock).phase('block-copy')
+
+
+def _reports(phase):
+    return [payload for event, payload in phase.operation.events
+            if event == 'progress']
 
 
 def test_waiter_returns_when_mirror_ready_and_reports_progress():
@@ -58,8 +64,9 @@ def test_waiter_returns_when_mirror_ready_and_reports_progress():
     dev = FakeDev([_info(0, 100), _info(50, 100), _info(100, 100)])
     snapshot_live.BlockJobWaiter(dev, 'vda', 10, progress, poll=1,
                                  clock=clock, sleep=clock.sleep).wait()
-    assert [r['bytes_done'] for r in progress.reports] == [0, 50, 100, 100]
-    assert progress.reports[-1]['percent'] == 100.0
+    assert [r['bytes_done'] for r in _reports(progress)] == [0, 50, 100,
+                                                             100]
+    assert _reports(progress)[-1]['percent'] == 100.0
 
 
 def test_waiter_times_out_on_a_job_that_never_gets_ready():
@@ -239,7 +246,7 @@ def test_progress_reader_counts_every_byte():
                                             200000, progress)
     assert sum(len(c) for c in reader) == 200000
     assert reader.bytes_read == 200000
-    assert progress.reports[-1]['bytes_done'] == 200000
+    assert _reports(progress)[-1]['bytes_done'] == 200000
 
 
 def test_only_sha1_named_bases_in_base_dir_can_carry_a_delta(tmp_path):
@@ -260,115 +267,3 @@ def test_only_sha1_named_bases_in_base_dir_can_carry_a_delta(tmp_path):
         assert snapshot_base.base_sha1_of(None) is None
     finally:
         fx.cleanUp()
-
-
-def test_progress_is_notified_only_when_notifications_are_enabled(
-        monkeypatch):
-    from nova import rpc
-    from oslo_config import cfg
-    notifier = mock.Mock()
-    prepared = notifier.prepare.return_value
-    monkeypatch.setattr(rpc, 'LEGACY_NOTIFIER', notifier)
-    monkeypatch.setattr(cfg.CONF, 'host', 'h1', raising=False)
-
-    notifier.is_enabled.return_value = False
-    _progress(FakeClock()).update(1, 2, final=True)
-    prepared.info.assert_not_called()
-
-    notifier.is_enabled.return_value = True
-    progress = _progress(FakeClock())
-    progress.update(1, 2, final=True)
-    prepared.info.assert_called_once()
-    _, event, payload = prepared.info.call_args[0]
-    assert event == 'novaext.snapshot.progress'
-    assert payload['phase'] == 'block-copy'
-    assert payload['percent'] == 50.0
-
-
-class _Refused(Exception):
-    def __init__(self, code):
-        super().__init__(f'libvirt error {code}')
-        self.code = code
-
-    def get_error_code(self):
-        return self.code
-
-
-def _live_copy_with(strategies, monkeypatch):
-    import libvirt
-    from nova.virt.libvirt import driver as libvirt_driver
-    monkeypatch.setattr(libvirt_driver, 'libvirt', libvirt)
-    monkeypatch.setattr(snapshot_live, 'STRATEGIES', strategies)
-    return snapshot_live.LiveCopy(mock.Mock(), None, mock.Mock(), mock.Mock(),
-                                  'vda', 'qcow2', '/d', 0, None)
-
-
-def test_copy_falls_back_only_when_libvirt_refuses_the_way(monkeypatch):
-    import libvirt
-    first, second = mock.Mock(), mock.Mock()
-    first.start.side_effect = _Refused(libvirt.VIR_ERR_OPERATION_INVALID)
-    copy = _live_copy_with((first, second), monkeypatch)
-    copy._start('dev')
-    assert copy.strategy is second
-
-    first.start.side_effect = _Refused(libvirt.VIR_ERR_INTERNAL_ERROR)
-    copy = _live_copy_with((first, second), monkeypatch)
-    with pytest.raises(_Refused):
-        copy._start('dev')
-    assert copy.strategy is None
-
-
-def test_kept_definition_rewrites_a_lost_or_changed_definition():
-    driver, guest = mock.Mock(), mock.Mock()
-    guest.has_persistent_configuration.side_effect = [True, False]
-    guest.get_xml_desc.return_value = '<domain/>'
-    with pytest.raises(RuntimeError):
-        with snapshot_live.KeptDefinition(NovaInternals(driver), guest):
-            raise RuntimeError('copy failed')
-    driver._host.write_instance_config.assert_called_once_with('<domain/>')
-
-    driver, guest = mock.Mock(), mock.Mock()
-    guest.has_persistent_configuration.return_value = True
-    guest.get_xml_desc.return_value = '<domain/>'
-    with snapshot_live.KeptDefinition(NovaInternals(driver), guest):
-        pass
-    driver._host.write_instance_config.assert_not_called()
-
-
-def test_base_that_may_not_be_labelled_turns_the_snapshot_full():
-    api = mock.Mock()
-    api.update.side_effect = exception.ImageNotAuthorized(image_id='b')
-    base = snapshot_base.DeltaBase(path='p', sha1=SHA1, image_id='b',
-                                   image={'properties': {}})
-    assert not snapshot_upload.try_label_base(api, 'ctx', base, mock.Mock())
-    api.update.side_effect = None
-    assert snapshot_upload.try_label_base(api, 'ctx', base, mock.Mock())
-    api.update.side_effect = exception.ImageNotFound(image_id='b')
-    with pytest.raises(exception.ImageNotFound):
-        snapshot_upload.try_label_base(api, 'ctx', base, mock.Mock())
-
-
-def test_live_copy_gives_the_delta_back_to_the_compute_user(monkeypatch):
-    """As Nova after its live copy: libvirt handed the target to QEMU's
-    user; it is chowned back once the job has ended, before it is read."""
-    import contextlib
-    import os
-    events = []
-    strategy = mock.Mock()
-    copy = _live_copy_with((strategy,), monkeypatch)
-    copy.progress = mock.Mock()
-    dev = mock.Mock()
-    dev.get_job_info.return_value = _info(100, 100)
-    dev.is_job_complete.return_value = True
-    dev.abort_job.side_effect = lambda: events.append('abort')
-    copy.guest.get_block_device.return_value = dev
-    copy.guest.has_persistent_configuration.return_value = False
-    monkeypatch.setattr(copy, '_create_delta', lambda: None)
-    monkeypatch.setattr(
-        'nova.privsep.path.chown',
-        lambda path, uid=-1, gid=-1, recursive=False:
-        events.append(('chown', path, uid)))
-
-    copy.run(contextlib.nullcontext())
-
-    assert events == ['abort', 'abort', ('chown', '/d', os.getuid())]
