@@ -383,19 +383,30 @@ class RealComputeHost(fixtures.Fixture):
         thread_pool_factory.reset_all_executors()
 
     def _destroy_leftover_domains(self):
-        """Tear down domains this host defined if a test failed midway."""
+        """Tear down domains this host defined if a test failed midway.
+
+        Other hosts on the same libvirtd (another test run, a benchmark)
+        may undefine their domains meanwhile: one that vanished between
+        listing and reading is not this host's concern.
+        """
         conn = libvirt.open(LIBVIRT_URI)
         try:
             for dom in conn.listAllDomains():
-                xml = dom.XMLDesc(0)
-                if self.instances_path in xml:
-                    if dom.isActive():
-                        dom.destroy()
-                    dom.undefineFlags(
-                        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                        libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+                try:
+                    self._destroy_if_ours(dom)
+                except libvirt.libvirtError as e:
+                    if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise
         finally:
             conn.close()
+
+    def _destroy_if_ours(self, dom):
+        if self.instances_path not in dom.XMLDesc(0):
+            return
+        if dom.isActive():
+            dom.destroy()
+        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                          libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
 
 
 def base_name(image_id):

@@ -1,5 +1,8 @@
 """A cloud disk on a real Linux guest: found by serial, written, grown
-online and unplugged, as the guest sees it.
+online and unplugged, as the guest sees it. (The guest's own basics,
+kernel command line, root file system, the agent's file and command
+calls, are checked first; its clean ACPI shutdown is seen in the resize
+test, tests/real/guest/test_resize_in_guest.py.)
 
 The disk is virtio-blk, attached in qemu mode (QEMU's initiator logs in
 to tgt with CHAP). Host mode needs the host kernel's iSCSI initiator
@@ -45,6 +48,19 @@ def _lun_bytes(lun, offset, length):
         return f.read(length)
 
 
+def _assert_guest_runs_as_built(agent):
+    """The guest booted its own kernel command line on an ext4 root, and
+    the agent reads and writes files and runs commands in it."""
+    assert agent.sh('cat /proc/cmdline').strip().endswith(
+        guest.COMMAND_LINE)
+    assert '/dev/vda / ext4 rw' in agent.sh('cat /proc/mounts')
+    agent.write_file('/root/hello', b'novaext\n')
+    assert agent.read_file('/root/hello') == b'novaext\n'
+    assert agent.sh('cat /root/hello') == 'novaext\n'
+    code, _out, err = agent.run('/bin/false')
+    assert code == 1, err
+
+
 @pytest.fixture
 def lun(tmp_path):
     lun = Lun(tmp_path, 960, chap=('novaext-user', 'Chap-Secret-16'))
@@ -58,7 +74,9 @@ def test_cloud_disk_by_serial_extend_and_unplug_in_guest(
             'real-host', instances_path=str(tmp_path / 'host')) as host:
         host.conf_group('novaext', clouddisk_attach_mode='qemu')
         ids = guest_image.upload(host)
-        instance, agent, _ = guest.spawn(host, ids)
+        instance, agent, seconds = guest.spawn(host, ids)
+        print(f'guest agent answered {seconds:.1f} s after spawn returned')
+        _assert_guest_runs_as_built(agent)
         info = lun.connection_info()
 
         host.driver.attach_volume(host.context, info, instance, '/dev/vdb',

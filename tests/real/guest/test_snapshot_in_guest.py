@@ -30,27 +30,34 @@ def _snapshot(host, instance):
     return snap_id, recorder
 
 
-def _boot_elsewhere(tmp_path, exported, snap_id, ids):
-    """Boot ``snap_id`` on a new host with an empty _base; return the
-    sha256 of DATA inside that guest and what the host downloaded."""
+def _boot_elsewhere(tmp_path, exported, snap_ids, ids):
+    """Boot each of ``snap_ids`` on a new host with an empty _base, one
+    after the other; return {snapshot id: sha256 of DATA inside its
+    guest} and what the host downloaded."""
     other_path = str(tmp_path / 'other-host')
+    digests = {}
     with harness.RealComputeHost('other-host',
                                  instances_path=other_path) as other:
         other.import_images(exported)
-        meta = other.images.show(other.context, snap_id)
-        # Nova records the kernel and initrd with the snapshot, so the
-        # compute API boots it the same way.
-        assert meta['properties']['kernel_id'] == ids['kernel_id']
-        assert meta['properties']['ramdisk_id'] == ids['ramdisk_id']
-        instance, agent, seconds = guest.spawn(
-            other, dict(ids, image_id=snap_id))
-        print(f'snapshot booted elsewhere: agent after {seconds:.1f} s')
-        digest = agent.sha256(DATA)
-        other.destroy(instance)
-        return digest, dict(other.downloads)
+        for snap_id in snap_ids:
+            meta = other.images.show(other.context, snap_id)
+            # Nova records the kernel and initrd with the snapshot, so
+            # the compute API boots it the same way.
+            assert meta['properties']['kernel_id'] == ids['kernel_id']
+            assert meta['properties']['ramdisk_id'] == ids['ramdisk_id']
+            instance, agent, seconds = guest.spawn(
+                other, dict(ids, image_id=snap_id))
+            print(f'snapshot {snap_id} booted elsewhere: agent after '
+                  f'{seconds:.1f} s')
+            digests[snap_id] = agent.sha256(DATA)
+            other.destroy(instance)
+        return digests, dict(other.downloads)
 
 
-def test_live_delta_snapshot_keeps_data_in_guest(guest_image, tmp_path):
+def test_live_delta_and_cold_paused_snapshots_keep_data_in_guest(
+        guest_image, tmp_path):
+    """One guest, two snapshots: a live delta of it running, then a cold
+    full one of it paused; each booted elsewhere holds the file."""
     with harness.RealComputeHost(
             'real-host', instances_path=str(tmp_path / 'host')) as host:
         host.conf_group('novaext', snapshot_mode='delta')
@@ -58,49 +65,41 @@ def test_live_delta_snapshot_keeps_data_in_guest(guest_image, tmp_path):
         instance, agent, _ = guest.spawn(host, ids)
         written = agent.write_known_file(DATA, 16)
 
-        snap_id, recorder = _snapshot(host, instance)
+        live_id, recorder = _snapshot(host, instance)
 
         assert recorder.states == [RUNNING]
         assert agent.sha256(DATA) == written
-        meta = host.images.show(host.context, snap_id)
+        meta = host.images.show(host.context, live_id)
         assert meta['properties']['base_image_id_sha1'] == \
             harness.base_name(ids['image_id'])
         # Only what the guest wrote since boot: the 16 MiB file, the
         # journal, logs; not the 1 GiB root file system.
-        print(f'delta uploaded: {host.uploads[snap_id] / MiB:.1f} MiB')
-        assert 16 * MiB < host.uploads[snap_id] < 64 * MiB
-        exported = host.export_images(str(tmp_path))
-        host.destroy(instance)
+        print(f'delta uploaded: {host.uploads[live_id] / MiB:.1f} MiB')
+        assert 16 * MiB < host.uploads[live_id] < 64 * MiB
 
-    digest, downloads = _boot_elsewhere(tmp_path, exported, snap_id, ids)
-
-    assert digest == written
-    # The delta and, by its base's sha1, the base image.
-    assert downloads[snap_id] == 1
-    assert downloads[ids['image_id']] == 1
-
-
-def test_cold_snapshot_of_paused_guest_keeps_data_in_guest(
-        guest_image, tmp_path):
-    with harness.RealComputeHost(
-            'real-host', instances_path=str(tmp_path / 'host')) as host:
+        host.conf_group('novaext', snapshot_mode='full')
         host.conf_group('workarounds', disable_libvirt_livesnapshot=True)
-        ids = guest_image.upload(host)
-        instance, agent, _ = guest.spawn(host, ids)
-        written = agent.write_known_file(DATA, 16)
         host.driver.pause(instance)
 
-        snap_id, recorder = _snapshot(host, instance)
+        cold_id, recorder = _snapshot(host, instance)
 
         assert recorder.states == [PAUSED, SHUTOFF, PAUSED]
+        assert 'base_image_id_sha1' not in host.images.show(
+            host.context, cold_id)['properties']
         host.driver.unpause(instance)
         assert agent.sha256(DATA) == written
         exported = host.export_images(str(tmp_path))
         host.destroy(instance)
 
-    digest, _downloads = _boot_elsewhere(tmp_path, exported, snap_id, ids)
+    digests, downloads = _boot_elsewhere(tmp_path, exported,
+                                         [live_id, cold_id], ids)
 
-    assert digest == written
+    assert digests == {live_id: written, cold_id: written}
+    # The delta and, by its base's sha1, the base image, once; the full
+    # snapshot on its own.
+    assert downloads[live_id] == 1
+    assert downloads[ids['image_id']] == 1
+    assert downloads[cold_id] == 1
 
 
 def _superblock(raw_path):
