@@ -12,14 +12,13 @@ base, pulled beside it) and renamed into place when complete.
 
 import os
 
-from nova import utils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import fileutils
 
 from novaext import progress as novaext_progress
-from novaext.imagebackend import base_entry
-from novaext.imagebackend import delta_base
+from novaext.imagebackend import base_names
+from novaext.imagebackend import base_once
 from novaext.imagebackend import verified_base
 from novaext.rsync import client as rsync_client
 
@@ -52,45 +51,43 @@ def pull_base(context, instance, host, filename, image_id, lock_path):
         snapshot's base, the peer's record does)
     :raises ImageUnacceptable: the pulled bytes are not the base
     """
-    subdir = CONF.image_cache.subdirectory_name
-    base = os.path.join(CONF.instances_path, subdir, filename)
-    fileutils.ensure_tree(os.path.dirname(base))
+    base = os.path.join(base_names.base_dir(), filename)
     client = rsync_client.RsyncDaemonClient.from_conf(CONF, host)
 
-    @utils.synchronized(filename, external=True, lock_path=lock_path)
-    def pull_once():
-        if base_entry.present(base):
-            return
-        part = base + '.part'
+    def pull(path):
         progress = novaext_progress.Progress(
             context, instance, 'base.pull',
             {'base': filename, 'source': host}).start()
         phase = progress.phase('pull')
         try:
-            with fileutils.remove_path_on_error(part):
+            with base_once.written_whole(path) as part:
                 received = client.pull_base(
                     part, filename,
                     on_progress=lambda done, percent: phase.update(
                         done, percent=percent))
-                _verify_and_place(context, client, part, base, filename,
-                                  image_id)
+                marker = _verified(context, client, part, path, filename,
+                                   image_id)
+            if marker is not None:
+                marker.save(path)
         except Exception as e:
             progress.error(e)
             raise
         progress.end(bytes_received=received)
-    pull_once()
+
+    base_once.make_once(base, filename, lock_path, pull)
     return base
 
 
-def _verify_and_place(context, client, part, base, filename, image_id):
-    """Check the pulled ``part`` (when [novaext]verify_bases), then
-    rename it to ``base`` and record the check beside it."""
-    marker = None
-    if CONF.novaext.verify_bases:
-        own = filename == delta_base.image_id_sha1(image_id or '')
-        marker = verified_base.check_pulled(
-            context, part, filename, image_id if own else None,
-            _pull_marker(client, filename, os.path.dirname(base)))
-    os.rename(part, base)
-    if marker is not None:
-        marker.save(base)
+def _verified(context, client, part, base, filename, image_id):
+    """The record of the check of the pulled ``part`` against what the
+    image service or the peer says ``base`` holds; None when
+    [novaext]verify_bases is off.
+
+    :raises ImageUnacceptable: the pulled bytes are not the base
+    """
+    if not CONF.novaext.verify_bases:
+        return None
+    own = filename == base_names.of_image(image_id or '')
+    return verified_base.check_pulled(
+        context, part, filename, image_id if own else None,
+        _pull_marker(client, filename, os.path.dirname(base)))

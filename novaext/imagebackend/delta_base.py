@@ -7,21 +7,15 @@ that sha1; a candidate counts only if the sha1 of its own id matches too,
 so a mislabelled image can never stand in for the base.
 """
 
-import hashlib
-
 from nova import exception
 
+from novaext.imagebackend import base_names
 from novaext.imagebackend import image_kind
 
 
 class DeltaBaseNotFound(exception.ImageNotFound):
     msg_fmt = ('Base image with %(prop)s=%(sha1)s of delta snapshot '
                '%(image_id)s could not be found in the image service.')
-
-
-def image_id_sha1(image_id):
-    """The name of ``image_id``'s base file in ``_base``."""
-    return hashlib.sha1(image_id.encode()).hexdigest()
 
 
 def find_base_image_id(context, image_api, base_sha1, delta_image_id):
@@ -34,7 +28,7 @@ def find_base_image_id(context, image_api, base_sha1, delta_image_id):
     for image in candidates:
         props = image.get('properties') or {}
         if (props.get(image_kind.IMAGE_SHA1_PROPERTY) == base_sha1 and
-                image_id_sha1(image['id']) == base_sha1):
+                base_names.of_image(image['id']) == base_sha1):
             return image['id']
     raise DeltaBaseNotFound(prop=image_kind.IMAGE_SHA1_PROPERTY,
                             sha1=base_sha1, image_id=delta_image_id)

@@ -28,13 +28,14 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from novaext.imagebackend import base_entry
+from novaext.imagebackend import base_names
 from novaext.imagebackend import verified_base
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
 RESIZE_SUFFIX = '_resize'
-PARTIAL_SUFFIXES = ('.part', '.converted')
+PARTIAL_SUFFIXES = (base_names.PART_SUFFIX, '.converted')
 
 
 class ExtImageCacheManager(imagecache.ImageCacheManager):

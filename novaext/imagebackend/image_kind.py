@@ -8,25 +8,19 @@
 """
 
 import enum
-import re
 
 from nova import exception
 
+from novaext.imagebackend import base_names
+
 BASE_SHA1_PROPERTY = 'base_image_id_sha1'
 IMAGE_SHA1_PROPERTY = 'image_id_sha1'
-
-_SHA1 = re.compile(r'[0-9a-f]{40}')
 
 
 class ImageKind(enum.Enum):
     NORMAL = 'normal'
     FULL_SNAPSHOT = 'full-snapshot'
     DELTA_SNAPSHOT = 'delta-snapshot'
-
-
-def is_sha1(value):
-    """True if ``value`` is 40 lower-case hex characters."""
-    return isinstance(value, str) and bool(_SHA1.fullmatch(value))
 
 
 def classify(image):
@@ -39,7 +33,7 @@ def classify(image):
     properties = image.get('properties') or {}
     base_sha1 = properties.get(BASE_SHA1_PROPERTY)
     if base_sha1 is not None:
-        if not is_sha1(base_sha1):
+        if not base_names.is_sha1(base_sha1):
             raise exception.ImageUnacceptable(
                 image_id=image.get('id'),
                 reason=f'{BASE_SHA1_PROPERTY} {base_sha1!r} is not 40 hex '

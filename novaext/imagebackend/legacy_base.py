@@ -10,51 +10,34 @@ its name says, made under a temporary name and renamed into place.
 """
 
 import os
-import re
 
-from nova import utils
 from nova.virt import images
 from oslo_concurrency import processutils
-from oslo_utils import fileutils
-from oslo_utils import units
 
-from novaext.imagebackend import base_entry
-
-_LEGACY_NAME = re.compile(r'([0-9a-f]{40})_([0-9]+)')
-
-
-def parse(name):
-    """Return ``(sha1, size in bytes)`` for a legacy base name, else None."""
-    match = _LEGACY_NAME.fullmatch(name)
-    if not match:
-        return None
-    return match.group(1), int(match.group(2)) * units.Gi
+from novaext import qemu_img
+from novaext.imagebackend import base_names
+from novaext.imagebackend import base_once
 
 
 def restore(base_dir, name, ensure_base, lock_path):
     """Make ``base_dir/name`` exist, from the unsuffixed base.
 
-    :param name: a legacy name, as ``parse`` accepts
+    :param name: a legacy name, as ``base_names.parse_legacy`` accepts
     :param ensure_base: callable(path) that makes the unsuffixed base
         exist at ``path`` (fetching it under its own lock if needed)
     :returns: the legacy base's path
     """
-    sha1, size = parse(name)
+    sha1, size = base_names.parse_legacy(name)
     legacy = os.path.join(base_dir, name)
 
-    @utils.synchronized(name, external=True, lock_path=lock_path)
-    def restore_once():
-        if base_entry.present(legacy):
-            return
+    def restore_grown(path):
         base = os.path.join(base_dir, sha1)
         ensure_base(base)
-        part = legacy + '.part'
-        with fileutils.remove_path_on_error(part):
+        with base_once.written_whole(path) as part:
             processutils.execute('cp', '--sparse=always', base, part)
-            fmt = images.qemu_img_info(part).file_format
-            if images.qemu_img_info(part).virtual_size < size:
-                processutils.execute('qemu-img', 'resize', '-q', '-f', fmt,
-                                     part, str(size))
-            os.rename(part, legacy)
-    restore_once()
+            info = images.qemu_img_info(part)
+            if info.virtual_size < size:
+                qemu_img.grow(part, info.file_format, size)
+
+    base_once.make_once(legacy, name, lock_path, restore_grown)
     return legacy

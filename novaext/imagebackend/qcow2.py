@@ -18,12 +18,14 @@ from nova.image import glance
 from nova.virt import images
 from nova.virt.libvirt import imagebackend
 from nova.virt.libvirt import utils as libvirt_utils
-from oslo_concurrency import processutils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import fileutils
 
+from novaext import qemu_img
 from novaext.imagebackend import base_entry
+from novaext.imagebackend import base_names
+from novaext.imagebackend import base_once
 from novaext.imagebackend import cache_plan
 from novaext.imagebackend import delta_base
 from novaext.imagebackend import image_kind
@@ -51,17 +53,6 @@ def register(backend, use_cow_images):
         backend.BACKEND['default'] = ExtQcow2
 
 
-def base_dir():
-    return os.path.join(CONF.instances_path,
-                        CONF.image_cache.subdirectory_name)
-
-
-def rebase_unsafe(path, backing_file, backing_format):
-    """Point ``path`` at ``backing_file`` by rewriting its header only."""
-    processutils.execute('qemu-img', 'rebase', '-u', '-f', 'qcow2',
-                         '-F', backing_format, '-b', backing_file, path)
-
-
 def fetch_base_by_sha1(context, base_path, base_sha1, lock_path,
                        delta_image_id, trusted_certs=None):
     """Make ``base_path`` hold the image whose id hashes to ``base_sha1``.
@@ -69,44 +60,36 @@ def fetch_base_by_sha1(context, base_path, base_sha1, lock_path,
     Fetched at most once per host, under the lock Nova takes for that
     base name; the image is found by its image_id_sha1 property.
     """
-    fileutils.ensure_tree(os.path.dirname(base_path))
+    def check(path):
+        _check_base_of_delta(context, path, base_sha1, delta_image_id,
+                             trusted_certs)
 
-    @utils.synchronized(base_sha1, external=True, lock_path=lock_path)
-    def fetch_once():
-        if base_entry.present(base_path):
-            _check_base_of_delta(context, base_path, base_sha1,
-                                 delta_image_id, trusted_certs)
-            return
+    def fetch(path):
         base_id = delta_base.find_base_image_id(
             context, glance.API(), base_sha1, delta_image_id)
         LOG.info('Fetching base %(base)s of delta snapshot %(delta)s '
                  'from image %(id)s',
                  {'base': base_sha1, 'delta': delta_image_id, 'id': base_id})
         try:
-            verified_base.make_base(context, base_path, base_id,
-                                    trusted_certs)
+            verified_base.make_base(context, path, base_id, trusted_certs)
         except exception.ImageUnacceptable as e:
             raise exception.ImageUnacceptable(
                 image_id=delta_image_id,
                 reason=f'its base image is unacceptable: {e}') from e
-    fetch_once()
+
+    base_once.make_once(base_path, base_sha1, lock_path, fetch,
+                        when_present=check)
 
 
 def fetch_image_base(context, base_path, image_id, lock_path,
                      trusted_certs=None):
     """Make ``base_path`` hold ``image_id`` (Nova's fetch, under lock)."""
-    fileutils.ensure_tree(os.path.dirname(base_path))
-
-    @utils.synchronized(os.path.basename(base_path), external=True,
-                        lock_path=lock_path)
-    def fetch_once():
-        if base_entry.present(base_path):
-            verified_base.check(context, base_path, image_id,
-                                trusted_certs=trusted_certs)
-        else:
-            verified_base.make_base(context, base_path, image_id,
-                                    trusted_certs)
-    fetch_once()
+    base_once.make_once(
+        base_path, os.path.basename(base_path), lock_path,
+        lambda path: verified_base.make_base(context, path, image_id,
+                                             trusted_certs),
+        when_present=lambda path: verified_base.check(
+            context, path, image_id, trusted_certs=trusted_certs))
 
 
 def _check_base_of_delta(context, base_path, base_sha1, delta_image_id,
@@ -136,13 +119,13 @@ def verify_present_base(context, name, image_id, lock_path,
     delta's base, its image is found by sha1). Legacy ``<sha1>_<GB>``
     bases are copies of a checked base; other names are not image bases.
     """
-    path = os.path.join(base_dir(), name)
-    if not image_kind.is_sha1(name) or not os.path.lexists(path):
+    path = os.path.join(base_names.base_dir(), name)
+    if not base_names.is_sha1(name) or not os.path.lexists(path):
         return
 
     @utils.synchronized(name, external=True, lock_path=lock_path)
     def check_once():
-        if name == delta_base.image_id_sha1(image_id):
+        if name == base_names.of_image(image_id):
             verified_base.check(context, path, image_id, image,
                                 trusted_certs)
         else:
@@ -174,10 +157,10 @@ class _DeltaBoot:
         self.size = size
         self.trusted_certs = trusted_certs
         self.base = self._base_path()
-        self.part = disk.path + '.part'
+        self.part = base_names.part_of(disk.path)
 
     def _base_path(self):
-        expected = os.path.join(base_dir(), self.base_sha1)
+        expected = os.path.join(base_names.base_dir(), self.base_sha1)
         if not self.disk.exists():
             return expected
         backing = libvirt_utils.get_disk_backing_file(
@@ -185,7 +168,7 @@ class _DeltaBoot:
         if backing is None:
             return expected
         name = os.path.basename(backing)
-        if (os.path.dirname(backing) != base_dir() or
+        if (os.path.dirname(backing) != base_names.base_dir() or
                 name.split('_')[0] != self.base_sha1):
             raise exception.ImageUnacceptable(
                 image_id=self.image_id,
@@ -199,8 +182,8 @@ class _DeltaBoot:
             lock_path=self.disk.lock_path, delta_image_id=self.image_id,
             trusted_certs=self.trusted_certs)
         name = os.path.basename(self.base)
-        if legacy_base.parse(name):
-            legacy_base.restore(base_dir(), name, ensure,
+        if base_names.parse_legacy(name):
+            legacy_base.restore(base_names.base_dir(), name, ensure,
                                 self.disk.lock_path)
         else:
             ensure(self.base)
@@ -232,7 +215,7 @@ class _DeltaBoot:
 
     def _place_delta(self):
         base_format = images.qemu_img_info(self.base).file_format
-        rebase_unsafe(self.part, self.base, base_format)
+        qemu_img.rebase_unsafe(self.part, self.base, base_format)
         os.rename(self.part, self.disk.path)
 
     def _empty_overlay(self):
@@ -256,13 +239,14 @@ class ExtQcow2(NovaQcow2):
         image_id = kwargs.get('image_id')
         # Whatever the path, nothing is done through a base entry that is
         # not a base (Nova's own cache would time-stamp through a link).
-        base_entry.refuse_untrusted(os.path.join(base_dir(), filename))
+        base_entry.refuse_untrusted(
+            os.path.join(base_names.base_dir(), filename))
         if context is None or image_id is None:
             # ephemeral, swap, or a copy from another host: Nova's path
             return super().cache(fetch_func, filename, size, safe, *args,
                                  **kwargs)
         if self.exists() and base_entry.present(
-                os.path.join(base_dir(), filename)):
+                os.path.join(base_names.base_dir(), filename)):
             # Nova's own "nothing to fetch" case, decided as Nova does
             # (a resize destination: the disk was just rebased onto it).
             verify_present_base(context, filename, image_id, self.lock_path,
@@ -296,7 +280,7 @@ class ExtQcow2(NovaQcow2):
             return super().cache(fetch_func, filename, size, safe,
                                  *args, **kwargs)
         kind, base_sha1 = image_kind.classify(image)
-        if legacy_base.parse(filename):
+        if base_names.parse_legacy(filename):
             return self._restore_legacy_backing(
                 context, image, base_sha1, filename, size,
                 kwargs.get('trusted_certs'))
@@ -309,7 +293,7 @@ class ExtQcow2(NovaQcow2):
                 context, image, base_sha1, legacy, size,
                 kwargs.get('trusted_certs'))
         base_present = base_sha1 is not None and base_entry.present(
-            os.path.join(base_dir(), base_sha1))
+            os.path.join(base_names.base_dir(), base_sha1))
         # Nova names the base it wants: sha1(image_ref) to boot, the disk's
         # backing file name to restore a backing.
         purpose = (Purpose.BACKING
@@ -344,13 +328,13 @@ class ExtQcow2(NovaQcow2):
             base from a peer)
         """
         name = self.backing_base_name()
-        if (name is None or not image_kind.is_sha1(name) or
-                name == delta_base.image_id_sha1(image_id)):
+        if (name is None or not base_names.is_sha1(name) or
+                name == base_names.of_image(image_id)):
             return False  # no disk, or backed by the (gone) image itself
         try:
-            fetch_base_by_sha1(context, os.path.join(base_dir(), name), name,
-                               self.lock_path, image_id,
-                               kwargs.get('trusted_certs'))
+            fetch_base_by_sha1(
+                context, os.path.join(base_names.base_dir(), name), name,
+                self.lock_path, image_id, kwargs.get('trusted_certs'))
         except (exception.ImageNotFound,
                 exception.GlanceConnectionFailed) as e:
             LOG.info('Base %(base)s of disk %(path)s is not in the image '
@@ -372,15 +356,15 @@ class ExtQcow2(NovaQcow2):
             LOG.debug('No backing file read from %(path)s: %(err)s',
                       {'path': self.path, 'err': e})
             return None
-        if not backing or os.path.dirname(backing) != base_dir():
+        if not backing or os.path.dirname(backing) != base_names.base_dir():
             return None
         return os.path.basename(backing)
 
     def present_backing(self):
         """``backing_base_name()`` when that base exists here, else None."""
         name = self.backing_base_name()
-        if name is None or not base_entry.present(os.path.join(base_dir(),
-                                                               name)):
+        if name is None or not base_entry.present(
+                os.path.join(base_names.base_dir(), name)):
             return None
         return name
 
@@ -390,12 +374,12 @@ class ExtQcow2(NovaQcow2):
             return None
         backing = libvirt_utils.get_disk_backing_file(self.path)
         name = os.path.basename(backing) if backing else None
-        return name if name and legacy_base.parse(name) else None
+        return name if name and base_names.parse_legacy(name) else None
 
     def _restore_legacy_backing(self, context, image, base_sha1, filename,
                                 size, trusted_certs):
         """Restore a legacy ``<sha1>_<GB>`` backing (see legacy_base)."""
-        sha1, _ = legacy_base.parse(filename)
+        sha1, _ = base_names.parse_legacy(filename)
         if base_sha1 is not None:
             expected = base_sha1
             ensure = functools.partial(
@@ -403,7 +387,7 @@ class ExtQcow2(NovaQcow2):
                 lock_path=self.lock_path, delta_image_id=image['id'],
                 trusted_certs=trusted_certs)
         else:
-            expected = delta_base.image_id_sha1(image['id'])
+            expected = base_names.of_image(image['id'])
             ensure = functools.partial(
                 fetch_image_base, context, image_id=image['id'],
                 lock_path=self.lock_path, trusted_certs=trusted_certs)
@@ -412,7 +396,7 @@ class ExtQcow2(NovaQcow2):
                 image_id=image['id'],
                 reason=f'disk {self.path} is backed by {filename}, which is '
                        f'not a base of this image')
-        legacy = legacy_base.restore(base_dir(), filename, ensure,
+        legacy = legacy_base.restore(base_names.base_dir(), filename, ensure,
                                      self.lock_path)
         if not self.exists():
             libvirt_utils.create_image(self.path, 'qcow2', size,

@@ -14,7 +14,6 @@ host and differs between hosts, so an overlay of one is never re-pointed
 """
 
 import os
-import re
 
 from nova import exception
 from nova.virt import images
@@ -23,16 +22,12 @@ from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
 
+from novaext import qemu_img
 from novaext.imagebackend import base_entry
-from novaext.imagebackend import qcow2 as ext_qcow2
+from novaext.imagebackend import base_names
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
-
-# Image bases (image bytes, the same on every host), legacy size suffix
-# included; and the host-made ones, which must never be re-pointed.
-_IMAGE_BASE_NAME = re.compile(r'[0-9a-f]{40}(_[0-9]+)?')
-_HOST_MADE_BASE_NAME = re.compile(r'ephemeral_[0-9]+_[0-9a-f]+|swap_[0-9]+')
 
 
 def _backing_format(local_base, recorded):
@@ -68,13 +63,13 @@ def repoint_overlays(instance, disk_info_json):
         if not current.backing_file:
             continue  # arrived standalone (ephemeral)
         name = os.path.basename(current.backing_file or '')
-        local_base = os.path.join(ext_qcow2.base_dir(), name)
+        local_base = os.path.join(base_names.base_dir(), name)
         same_path = current.backing_file == local_base
         if same_path and current.backing_file_format:
             continue
-        if not same_path and not _IMAGE_BASE_NAME.fullmatch(name):
+        if not same_path and not base_names.is_image_base(name):
             what = ('a base made on another host'
-                    if _HOST_MADE_BASE_NAME.fullmatch(name)
+                    if base_names.is_host_made(name)
                     else 'not a base of the image cache')
             raise exception.InvalidDiskInfo(
                 reason=f'{disk} is backed by {current.backing_file!r}, '
@@ -83,4 +78,4 @@ def repoint_overlays(instance, disk_info_json):
         LOG.info('Pointing %(disk)s at %(base)s (%(fmt)s; was %(old)s)',
                  {'disk': disk, 'base': local_base, 'fmt': fmt,
                   'old': current.backing_file}, instance=instance)
-        ext_qcow2.rebase_unsafe(disk, local_base, fmt)
+        qemu_img.rebase_unsafe(disk, local_base, fmt)

@@ -19,10 +19,8 @@ import os
 from nova import exception
 from oslo_log import log as logging
 
+from novaext.imagebackend import base_names
 from novaext.imagebackend import delta_base
-from novaext.imagebackend import image_kind
-from novaext.imagebackend import legacy_base
-from novaext.imagebackend import qcow2 as ext_qcow2
 
 LOG = logging.getLogger(__name__)
 
@@ -38,18 +36,18 @@ class DeltaBase:
 def base_sha1_of(backing_path):
     """sha1 a backing path in ``_base`` is named by, or None."""
     if not backing_path or os.path.dirname(backing_path) != \
-            ext_qcow2.base_dir():
+            base_names.base_dir():
         return None
     name = os.path.basename(backing_path)
-    if image_kind.is_sha1(name):
+    if base_names.is_sha1(name):
         return name
-    legacy = legacy_base.parse(name)
+    legacy = base_names.parse_legacy(name)
     return legacy[0] if legacy else None
 
 
 def _image_for(context, image_api, instance, sha1):
     image_ref = instance.image_ref
-    if image_ref and delta_base.image_id_sha1(image_ref) == sha1:
+    if image_ref and base_names.of_image(image_ref) == sha1:
         return image_ref
     return delta_base.find_base_image_id(context, image_api, sha1,
                                          image_ref)

@@ -22,13 +22,12 @@ stopped or saved guest's disk, or a live snapshot's finished copy):
 Progress is the output file's growth (novaext.progress.watch_file).
 """
 
-from nova.compute import utils as compute_utils
 from nova.virt import images
 from nova.virt.libvirt import utils as libvirt_utils
-from oslo_concurrency import processutils
 from oslo_config import cfg
 
 from novaext import progress as novaext_progress
+from novaext import qemu_img
 
 CONF = cfg.CONF
 
@@ -58,12 +57,7 @@ def extract_delta(source, base_path, out, progress, compress=None):
     if compress is None:
         compress = CONF.libvirt.snapshot_compression
     base_format = images.qemu_img_info(base_path).file_format
-    args = ['qemu-img', 'convert', '-f', 'qcow2', '-O', 'qcow2',
-            '-B', base_path, '-F', base_format]
-    if compress:
-        args.append('-c')
     with novaext_progress.watch_file(out, progress):
-        with compute_utils.disk_ops_semaphore:
-            processutils.execute(*args, source, out)
-    processutils.execute('qemu-img', 'rebase', '-u', '-f', 'qcow2',
-                         '-b', '', out)
+        qemu_img.convert_above(source, base_path, base_format, out,
+                               compress)
+    qemu_img.detach_backing(out)

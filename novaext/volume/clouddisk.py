@@ -39,7 +39,6 @@ deleted and created again on the same LUN number (``tgtadm --op delete``
 then ``--op new``), which open sessions survive.
 """
 
-import json
 import os
 import tempfile
 import uuid
@@ -49,11 +48,11 @@ from nova import exception
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt.volume import iscsi
 from nova.virt.libvirt.volume import volume as libvirt_volume
-from oslo_concurrency import processutils
 from oslo_config import cfg
 from oslo_log import log as logging
 
 from novaext import nova_internals
+from novaext import qemu_img
 from novaext.volume import connection_data
 
 CONF = cfg.CONF
@@ -248,16 +247,13 @@ class CloudDiskVolumeDriver(iscsi.LibvirtISCSIVolumeDriver):
                 f'portal={target.portal}', f'target={target.iqn}',
                 f'lun={target.lun}']
         with tempfile.TemporaryDirectory() as tmp:
-            args = []
+            objects = []
             if target.chap is not None:
                 secret_file = os.path.join(tmp, 'chap')
                 with open(os.open(secret_file, os.O_WRONLY | os.O_CREAT,
                                   0o600), 'w') as f:
                     f.write(target.chap.secret)
-                args = ['--object', f'secret,id=chap0,file={secret_file}']
+                objects = [f'secret,id=chap0,file={secret_file}']
                 opts += [f'user={target.chap.username}',
                          'password-secret=chap0']
-            out, _err = processutils.execute(
-                'qemu-img', 'info', '--output=json', *args, '--image-opts',
-                ','.join(opts))
-        return json.loads(out)['virtual-size']
+            return qemu_img.virtual_size(opts, objects)

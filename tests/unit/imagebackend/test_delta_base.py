@@ -2,6 +2,7 @@
 
 import pytest
 
+from novaext.imagebackend import base_names
 from novaext.imagebackend import delta_base
 
 
@@ -21,13 +22,8 @@ def _image(image_id, sha1):
     return {'id': image_id, 'properties': {'image_id_sha1': sha1}}
 
 
-def test_image_id_sha1_is_sha1_of_the_id():
-    assert delta_base.image_id_sha1('abc') == \
-        'a9993e364706816aba3e25717850c26c9cd0d89d'
-
-
 def test_finds_the_image_whose_id_hashes_to_the_sha1():
-    sha1 = delta_base.image_id_sha1('base-1')
+    sha1 = base_names.of_image('base-1')
     api = ListingImageAPI([_image('other', 'f' * 40), _image('base-1', sha1)])
     assert delta_base.find_base_image_id(None, api, sha1, 'delta') == \
         'base-1'
@@ -35,7 +31,7 @@ def test_finds_the_image_whose_id_hashes_to_the_sha1():
 
 
 def test_mislabelled_image_is_not_taken_as_the_base():
-    sha1 = delta_base.image_id_sha1('base-1')
+    sha1 = base_names.of_image('base-1')
     api = ListingImageAPI([_image('impostor', sha1)])
     with pytest.raises(delta_base.DeltaBaseNotFound) as err:
         delta_base.find_base_image_id(None, api, sha1, 'delta-9')

@@ -1,0 +1,56 @@
+"""The qemu-img commands novaext runs itself (Nova's helpers do the rest:
+nova.virt.images.qemu_img_info, convert_image, libvirt_utils).
+
+Every command is argv through oslo.concurrency, never a shell; a secret
+reaches qemu-img in a file named by ``--object secret``, never on its
+command line.
+"""
+
+import json
+
+from nova.compute import utils as compute_utils
+from oslo_concurrency import processutils
+
+
+def rebase_unsafe(path, backing_file, backing_format):
+    """Point qcow2 ``path`` at ``backing_file`` by rewriting its header
+    only (``rebase -u``): the caller vouches that the new backing file
+    holds the same bytes as the old one."""
+    processutils.execute('qemu-img', 'rebase', '-u', '-f', 'qcow2',
+                         '-F', backing_format, '-b', backing_file, path)
+
+
+def detach_backing(path):
+    """Make qcow2 ``path`` name no backing file (header only)."""
+    processutils.execute('qemu-img', 'rebase', '-u', '-f', 'qcow2',
+                         '-b', '', path)
+
+
+def grow(path, disk_format, size):
+    """Grow the virtual size of ``path`` to ``size`` bytes."""
+    processutils.execute('qemu-img', 'resize', '-q', '-f', disk_format,
+                         path, str(size))
+
+
+def convert_above(source, base_path, base_format, out, compress=False):
+    """Write to ``out`` a qcow2 of what ``source`` holds above
+    ``base_path`` (``convert -B``), under Nova's disk I/O semaphore."""
+    args = ['qemu-img', 'convert', '-f', 'qcow2', '-O', 'qcow2',
+            '-B', base_path, '-F', base_format]
+    if compress:
+        args.append('-c')
+    with compute_utils.disk_ops_semaphore:
+        processutils.execute(*args, source, out)
+
+
+def virtual_size(image_opts, objects=()):
+    """Virtual size in bytes of the image ``--image-opts`` names (e.g. an
+    iSCSI LUN through QEMU's initiator); ``objects`` are ``--object``
+    definitions (a secret read from a file)."""
+    args = []
+    for definition in objects:
+        args += ['--object', definition]
+    out, _err = processutils.execute(
+        'qemu-img', 'info', '--output=json', *args, '--image-opts',
+        ','.join(image_opts))
+    return json.loads(out)['virtual-size']
