@@ -1,6 +1,7 @@
 """Real rsync daemons started by novaext-rsyncd, for tests, the demo and
 benchmarks."""
 
+import contextlib
 import os
 import pathlib
 import signal
@@ -54,6 +55,20 @@ rsyncd_pid_file = {workdir}/rsyncd.pid
     pid = int(subprocess.run(cmd + ['start'], check=True, text=True,
                              capture_output=True).stdout)
     return cmd, pid
+
+
+@contextlib.contextmanager
+def running_daemon(workdir, instances, **kwargs):
+    """A daemon on ``instances`` at a free port (``kwargs`` as for
+    start_daemon), stopped on exit; yields {'cmd', 'port', 'instances',
+    'tmp' (``workdir``), 'pid'}."""
+    port = free_port()
+    cmd, pid = start_daemon(workdir, instances, port, **kwargs)
+    try:
+        yield {'cmd': cmd, 'port': port, 'instances': instances,
+               'tmp': workdir, 'pid': pid}
+    finally:
+        stop_daemon(pid)
 
 
 def stop_daemon(pid):

@@ -66,12 +66,7 @@ def start_tls_daemon(tmp_path, instances, pki):
     workdir = tmp_path / 'tls-daemon'
     workdir.mkdir()
     conf = pki.client_conf(tls_port)
-    extra = '\n'.join(f'{k} = {v}' for k, v in conf.items()) + f"""
-stunnel_config_file = {workdir}/stunnel.conf
-stunnel_pid_file = {workdir}/stunnel.pid
-"""
-    cmd, pid = rsyncd.start_daemon(workdir, instances, port,
-                                              extra_conf=extra)
+    cmd, pid = rsyncd.start_daemon(workdir, instances, port, tls_conf=conf)
     with open(workdir / 'stunnel.pid') as f:
         stunnel_pid = int(f.read().strip())
     return {'cmd': cmd, 'port': port, 'tls_port': tls_port,

@@ -12,6 +12,7 @@ base, pulled beside it) and renamed into place when complete.
 
 import os
 
+from nova import exception
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import fileutils
@@ -21,6 +22,7 @@ from novaext.imagebackend import base_names
 from novaext.imagebackend import base_once
 from novaext.imagebackend import verified_base
 from novaext.rsync import client as rsync_client
+from novaext.rsync import peer_address
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -39,6 +41,40 @@ def _pull_marker(client, filename, workdir):
         return verified_base.Marker.load(local)
     finally:
         fileutils.delete_if_exists(local)
+
+
+def fetch_else_pull(fetch, context, instance, image, image_id, filename,
+                    fallback_from_host):
+    """``fetch()`` (Nova's _try_fetch_image_cache, its own ssh fallback
+    off); when the image service does not have the image or does not
+    answer and ``fallback_from_host`` names the host the instance comes
+    from, the base is pulled from that host's rsync daemon and ``fetch()``
+    runs again, finding it here.
+
+    Nova's own fallback copies over ssh and only when the image is gone;
+    this one also when the image service is unreachable, since the peer
+    holds the same bytes.
+    """
+    try:
+        return fetch()
+    except (exception.ImageNotFound,
+            exception.GlanceConnectionFailed) as e:
+        if not fallback_from_host:
+            raise
+        # An existing disk names its own base (for a delta-snapshot
+        # instance the delta's base, not sha1(image id)).
+        wanted = getattr(image, 'backing_base_name', lambda: None)()
+        base = wanted or filename
+        address = peer_address.address_of(context, fallback_from_host)
+        LOG.info('Image %(image)s is not available from the image '
+                 'service (%(err)s); pulling base %(base)s from '
+                 '%(host)s at %(address)s',
+                 {'image': image_id, 'err': e, 'base': base,
+                  'host': fallback_from_host, 'address': address},
+                 instance=instance)
+        pull_base(context, instance, address, base, image_id,
+                  image.lock_path)
+    return fetch()
 
 
 def pull_base(context, instance, host, filename, image_id, lock_path):

@@ -4,9 +4,8 @@ This module only wires Nova's hooks to the modules that do the work; every
 behaviour not overridden here is Nova's own.
 """
 
-import threading
+import functools
 
-from nova import exception
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -18,7 +17,6 @@ from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
 from novaext.resize import dest as resize_dest
 from novaext.resize import source as resize_source
-from novaext.rsync import peer_address
 from novaext.rsync import remotefs as daemon_remotefs
 from novaext.snapshot import run as ext_snapshot
 from novaext.volume import registry as volume_registry
@@ -43,9 +41,7 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
         ext_qcow2.register(self.image_backend, CONF.use_cow_images)
         self.image_cache_manager = image_cache.ExtImageCacheManager()
         self._remotefs = daemon_remotefs.DaemonRemoteFilesystem(CONF)
-        self._ext_volume_driver_classes = (
-            volume_registry.load_volume_driver_classes())
-        self._ext_volume_driver_lock = threading.Lock()
+        self._ext_volume_drivers = volume_registry.VolumeDriverTable()
 
     def _get_volume_driver(self, connection_info):
         """Return the volume driver for ``connection_info``.
@@ -54,16 +50,9 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
         point group win over Nova's built-in table; any other type goes to
         Nova, which raises VolumeDriverNotFound for unknown types.
         """
-        driver_type = connection_info.get('driver_volume_type')
-        driver_cls = self._ext_volume_driver_classes.get(driver_type)
-        if driver_cls is None:
-            return super()._get_volume_driver(connection_info)
-        with self._ext_volume_driver_lock:
-            driver = self.volume_drivers.get(driver_type)
-            if not isinstance(driver, driver_cls):
-                driver = driver_cls(self._host)
-                self.volume_drivers[driver_type] = driver
-        return driver
+        return (self._ext_volume_drivers.driver_for(
+            connection_info, self._host, self.volume_drivers) or
+            super()._get_volume_driver(connection_info))
 
     def migrate_disk_and_power_off(self, context, instance, dest,
                                    flavor, network_info,
@@ -116,27 +105,8 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
         when the image is gone; this one also when the image service is
         unreachable, since the peer holds the same bytes.
         """
-        try:
-            return super()._try_fetch_image_cache(
-                image, fetch_func, context, filename, image_id, instance,
-                size, fallback_from_host=None)
-        except (exception.ImageNotFound,
-                exception.GlanceConnectionFailed) as e:
-            if not fallback_from_host:
-                raise
-            # An existing disk names its own base (for a delta-snapshot
-            # instance the delta's base, not sha1(image id)).
-            wanted = getattr(image, 'backing_base_name', lambda: None)()
-            base = wanted or filename
-            address = peer_address.address_of(context, fallback_from_host)
-            LOG.info('Image %(image)s is not available from the image '
-                     'service (%(err)s); pulling base %(base)s from '
-                     '%(host)s at %(address)s',
-                     {'image': image_id, 'err': e, 'base': base,
-                      'host': fallback_from_host, 'address': address},
-                     instance=instance)
-            base_from_host.pull_base(context, instance, address, base,
-                                     image_id, image.lock_path)
-        return super()._try_fetch_image_cache(
-            image, fetch_func, context, filename, image_id, instance, size,
-            fallback_from_host=None)
+        return base_from_host.fetch_else_pull(
+            functools.partial(
+                super()._try_fetch_image_cache, image, fetch_func, context,
+                filename, image_id, instance, size, fallback_from_host=None),
+            context, instance, image, image_id, filename, fallback_from_host)

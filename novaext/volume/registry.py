@@ -13,6 +13,8 @@ are consulted before Nova's built-in table, so a package may also replace
 a built-in type.
 """
 
+import threading
+
 from oslo_log import log as logging
 from stevedore import extension
 
@@ -37,3 +39,28 @@ def load_volume_driver_classes(group=ENTRY_POINT_GROUP):
         on_load_failure_callback=_on_load_failure)
     return {ext.name: ext.plugin for ext in manager}
 
+
+class VolumeDriverTable:
+    """novaext's volume driver types for one compute driver: each type's
+    driver built once, on first use."""
+
+    def __init__(self, classes=None):
+        self.classes = (load_volume_driver_classes() if classes is None
+                        else classes)
+        self._lock = threading.Lock()
+
+    def driver_for(self, connection_info, host, built):
+        """The driver for ``connection_info``'s driver_volume_type, built
+        with ``host`` and kept in ``built`` (Nova's ``volume_drivers``);
+        None for a type not registered here (Nova's own table decides).
+        """
+        driver_type = connection_info.get('driver_volume_type')
+        driver_cls = self.classes.get(driver_type)
+        if driver_cls is None:
+            return None
+        with self._lock:
+            driver = built.get(driver_type)
+            if not isinstance(driver, driver_cls):
+                driver = driver_cls(host)
+                built[driver_type] = driver
+        return driver

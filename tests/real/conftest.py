@@ -53,13 +53,8 @@ def daemon(tmp_path):
     """novaext-rsyncd on ``tmp_path/instances`` at a free port."""
     instances = tmp_path / 'instances'
     instances.mkdir()
-    port = rsyncd.free_port()
-    cmd, pid = rsyncd.start_daemon(tmp_path, instances, port)
-    try:
-        yield {'cmd': cmd, 'port': port, 'instances': instances,
-               'tmp': tmp_path, 'pid': pid}
-    finally:
-        rsyncd.stop_daemon(pid)
+    with rsyncd.running_daemon(tmp_path, instances) as daemon:
+        yield daemon
 
 
 @pytest.fixture

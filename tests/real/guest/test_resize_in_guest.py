@@ -27,10 +27,8 @@ def daemon(tmp_path):
     instances = tmp_path / 'dst-instances'
     workdir.mkdir()
     instances.mkdir()
-    port = rsyncd.free_port()
-    _cmd, pid = rsyncd.start_daemon(workdir, instances, port)
-    yield {'port': port, 'instances': str(instances)}
-    rsyncd.stop_daemon(pid)
+    with rsyncd.running_daemon(workdir, instances) as daemon:
+        yield daemon
 
 
 def _resizing(instance, old_gb, new_gb):
@@ -49,7 +47,7 @@ class TwoHosts:
     def __init__(self, tmp_path, daemon):
         self.tmp_path = tmp_path
         self.paths = {'src-host': str(tmp_path / 'src-instances'),
-                      'dst-host': daemon['instances']}
+                      'dst-host': str(daemon['instances'])}
         self.port = daemon['port']
         self.password_file = tmp_path / 'rsync.password'
         self.password_file.write_text('right-secret')

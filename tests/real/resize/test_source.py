@@ -236,13 +236,8 @@ def full_daemon(tmp_path):
     subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=4m', 'tmpfs',
                     str(instances)], check=True)
     try:
-        port = rsyncd.free_port()
-        cmd, pid = rsyncd.start_daemon(tmp_path, instances, port)
-        try:
-            yield {'cmd': cmd, 'port': port, 'instances': instances,
-                   'tmp': tmp_path, 'pid': pid}
-        finally:
-            rsyncd.stop_daemon(pid)
+        with rsyncd.running_daemon(tmp_path, instances) as daemon:
+            yield daemon
     finally:
         subprocess.run(['umount', str(instances)], check=True)
 
