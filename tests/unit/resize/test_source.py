@@ -1,9 +1,10 @@
-"""resize_source.migrate_disk_and_power_off with a stand-in driver and
-rsync client: what is refused before the guest is touched, what moves,
-how, and that every transfer is registered with Nova's job tracker.
+"""resize.source.migrate_disk_and_power_off with a stand-in driver (behind
+NovaInternals) and rsync client: what is refused before the guest is
+touched, what moves, how, and that every transfer is registered with
+Nova's job tracker.
 
 The data path itself (real rsync daemon, qemu-img, QEMU) is proven in
-tests/real/virt/test_resize_*.py.
+tests/real/resize/.
 """
 
 import contextlib
