@@ -53,7 +53,8 @@ def notifier():
 class Progress:
     """Reports one operation on one instance: ``start()``, then
     ``phase(name).update(...)`` as work is done, then ``end(**result)``
-    or ``error(exc)``.
+    or ``error(exc)``. As a context manager it starts on entry and
+    reports an exception leaving the block as the error.
 
     :param details: the operation's own payload keys (see the module)
     :param interval: seconds between a phase's reports; default
@@ -79,6 +80,14 @@ class Progress:
     def start(self):
         self._emit('start', {})
         return self
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is not None:
+            self.error(exc)
+        return False
 
     def phase(self, name):
         return PhaseProgress(self, name)

@@ -91,24 +91,18 @@ def pull_base(context, instance, host, filename, image_id, lock_path):
     client = rsync_client.RsyncDaemonClient.from_conf(CONF, host)
 
     def pull(path):
-        progress = novaext_progress.Progress(
-            context, instance, 'base.pull',
-            {'base': filename, 'source': host}).start()
-        phase = progress.phase('pull')
-        try:
+        with novaext_progress.Progress(
+                context, instance, 'base.pull',
+                {'base': filename, 'source': host}) as progress:
             with base_once.written_whole(path) as part:
                 received = client.pull_base(
                     part, filename,
-                    on_progress=lambda done, percent: phase.update(
-                        done, percent=percent))
+                    on_progress=progress.phase('pull').update)
                 marker = _verified(context, client, part, path, filename,
                                    image_id)
             if marker is not None:
                 marker.save(path)
-        except Exception as e:
-            progress.error(e)
-            raise
-        progress.end(bytes_received=received)
+            progress.end(bytes_received=received)
 
     base_once.make_once(base, filename, lock_path, pull)
     return base

@@ -128,21 +128,15 @@ class _Mover:
             self._push(src, name, sparse)
 
     def _push(self, src, name, sparse):
-        progress = novaext_progress.Progress(
-            self.context, self.instance, 'resize.push',
-            {'target': self.client.target, 'file': name}).start()
-        phase = progress.phase('push')
-        try:
+        with novaext_progress.Progress(
+                self.context, self.instance, 'resize.push',
+                {'target': self.client.target, 'file': name}) as progress:
             pushed = self.client.push(
                 src, self.dir_name, name, sparse=sparse,
-                on_progress=lambda done, percent: phase.update(
-                    done, percent=percent),
+                on_progress=progress.phase('push').update,
                 on_execute=self._on_execute,
                 on_completion=self._on_completion)
-        except Exception as e:
-            progress.error(e)
-            raise
-        progress.end(bytes_sent=pushed)
+            progress.end(bytes_sent=pushed)
         self.sent += pushed
 
     def move_vtpm_state(self):

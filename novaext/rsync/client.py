@@ -187,8 +187,8 @@ class RsyncDaemonClient:
         The file is on the peer's disk (fsync'd) when this returns.
 
         :param sparse: keep holes (raw disks) instead of writing zeros
-        :param on_progress: called with ``(bytes_done, percent)`` as rsync
-            reports progress, from this thread
+        :param on_progress: called as ``on_progress(bytes_done,
+            percent=percent)`` as rsync reports progress, from this thread
         :param on_execute, on_completion: called with the rsync process
             when it starts and ends (see ``_run``)
         :returns: bytes rsync sent over the wire
@@ -313,6 +313,7 @@ def _read_progress(proc, on_progress):
         for update in updates:
             progress = parse_progress(update)
             if progress is not None:
-                on_progress(*progress)
+                done, percent = progress
+                on_progress(done, percent=percent)
     proc.wait()
     return out

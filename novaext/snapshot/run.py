@@ -148,21 +148,17 @@ class SnapshotRun:
         if self.method is Method.LIVE:
             quiescer.check()
 
-        self.progress = novaext_progress.Progress(
-            self.context, self.instance, 'snapshot',
-            {'image_id': self.image_id}).start()
-        try:
+        with novaext_progress.Progress(
+                self.context, self.instance, 'snapshot',
+                {'image_id': self.image_id}) as self.progress:
             outcome = SnapshotOutcome(
                 self.method, self.upload_kind,
                 self._take(guest, disk_path, source_format, source_type,
                            original_state, image_format, base, metadata,
                            kept, quiescer))
-        except Exception as e:
-            self.progress.error(e)
-            raise
-        self.progress.end(method=outcome.method.name.lower(),
-                          upload=outcome.upload.value,
-                          bytes_uploaded=outcome.bytes_uploaded)
+            self.progress.end(method=outcome.method.name.lower(),
+                              upload=outcome.upload.value,
+                              bytes_uploaded=outcome.bytes_uploaded)
         return outcome
 
     def _take(self, guest, disk_path, source_format, source_type,

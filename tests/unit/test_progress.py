@@ -107,6 +107,17 @@ def test_a_failure_is_an_error_event(sent_notifications):
     assert sent[-1]['payload']['error'] == 'link down'
 
 
+def test_as_a_context_manager_it_starts_and_reports_what_escapes(
+        sent_notifications):
+    with pytest.raises(OSError):
+        with _push(_Clock()) as progress:
+            progress.phase('push').update(1, percent=1)
+            raise OSError('link down')
+    assert [n['event_type'] for n in sent_notifications()] == [
+        'novaext.resize.push.start', 'novaext.resize.push.progress',
+        'novaext.resize.push.error']
+
+
 def test_no_notification_without_a_transport_but_still_logged(
         monkeypatch, caplog):
     monkeypatch.setattr(rpc, 'LEGACY_NOTIFIER', None)
