@@ -159,6 +159,30 @@ IMAGE_CACHE_OPTS = [
              'records, no checks.'),
 ]
 
+RESIZE_OPTS = [
+    cfg.BoolOpt(
+        'resize_precopy', default=True,
+        help='Resize and cold migration to another host: push a qcow2 '
+             'root overlay of at least resize_precopy_min_mib to the '
+             'destination while the guest still runs, then, after the '
+             'guest is shut down, send only what changed since (rsync\'s '
+             'delta transfer against the pre-copied file, written in '
+             'place, every block compared, the whole file checksummed). '
+             'The guest is down for the time the changes take, not the '
+             'whole overlay. The pre-copy reads the disk a second time '
+             'and sends the changed blocks twice; it never changes what '
+             'arrives (the destination file is byte-identical to the '
+             'source after power-off). A failed pre-copy fails the '
+             'resize with the guest still running on the source. '
+             'False: one push after power-off, as before.'),
+    cfg.IntOpt(
+        'resize_precopy_min_mib', default=128, min=0,
+        help='Pre-copy (resize_precopy) only overlays that hold at least '
+             'this many MiB (allocated on the source): below it, the '
+             'push after power-off is short anyway and the second read '
+             'of the disk is not worth it.'),
+]
+
 PROGRESS_OPTS = [
     cfg.FloatOpt(
         'progress_interval', default=5.0, min=0.1,
@@ -175,8 +199,8 @@ PROGRESS_OPTS = [
              'transfer_progress_interval and snapshot_progress_interval.'),
 ]
 
-ALL_OPTS = (RSYNC_OPTS + SNAPSHOT_OPTS + CLOUDDISK_OPTS + IMAGE_CACHE_OPTS +
-            PROGRESS_OPTS)
+ALL_OPTS = (RSYNC_OPTS + RESIZE_OPTS + SNAPSHOT_OPTS + CLOUDDISK_OPTS +
+            IMAGE_CACHE_OPTS + PROGRESS_OPTS)
 
 
 def register_opts(conf):

@@ -11,10 +11,12 @@ notifications through Nova's own notifier:
   ``.error``, where operation is ``resize.push`` (one per file pushed),
   ``snapshot`` or ``base.pull``;
 - payload: ``instance_uuid``, ``operation``, the operation's own keys
-  (resize.push: ``target``, ``file``; snapshot: ``image_id``; base.pull:
-  ``base``, ``source``), and on .progress events ``phase`` (resize.push:
-  ``push``; snapshot: ``block-copy``, ``extract``, ``upload``;
-  base.pull: ``pull``), ``bytes_done`` (int), ``bytes_total`` (int, or
+  (resize.push: ``target``, ``file``, ``pass``: ``single``, or
+  ``precopy`` then ``final`` for a pre-copied overlay; snapshot:
+  ``image_id``; base.pull: ``base``, ``source``), and on .progress events
+  ``phase`` (resize.push: ``push``, ``precopy`` or ``final``; snapshot:
+  ``block-copy``, ``extract``, ``upload``; base.pull: ``pull``),
+  ``bytes_done`` (int), ``bytes_total`` (int, or
   null when unknown), ``percent`` (float 0-100 with one decimal, or null
   when unknown); every event has ``seconds`` (float, since .start); .end
   adds the operation's result (resize.push: ``bytes_sent``; snapshot:

@@ -5,12 +5,14 @@ volume disconnect, ``<dir>_resize`` rename, rollback), but the copy step
 follows transfer_plan: qcow2 root overlays are pushed as they are to the
 destination's rsync daemon, raw disks whole and sparse, ephemeral overlays
 as standalone qcow2 copies, swap not at all; vTPM state goes as Nova sends
-it (``<dir>/swtpm``). On the same host or shared storage the copy is local
-and every file is copied as it is. Everything that can be refused is
-refused before the guest is touched; any failure later puts
-``<dir>_resize`` back and removes what reached the destination, then
-re-raises: the guest stays bootable on the source. Every transfer is
-registered with Nova's job tracker, so deleting the instance stops it.
+it (``<dir>/swtpm``). A large overlay is pre-copied while the guest still
+runs, and only its changes are pushed after power-off (resize.precopy).
+On the same host or shared storage the copy is local and every file is
+copied as it is. Everything that can be refused is refused before the
+guest is touched; any failure later puts ``<dir>_resize`` back and
+removes what reached the destination, then re-raises: the guest stays
+bootable on the source. Every transfer is registered with Nova's job
+tracker, so deleting the instance stops it.
 """
 
 import os
@@ -30,6 +32,7 @@ from oslo_utils import fileutils
 
 from novaext import progress as novaext_progress
 from novaext.resize import plan as transfer_plan
+from novaext.resize import precopy
 from novaext.resize.plan import Action
 from novaext.rsync import client as rsync_client
 
@@ -86,6 +89,29 @@ def _remove_partial_copy(nova, dest, inst_base, instance):
                     instance=instance)
 
 
+def _is_running(nova, instance):
+    try:
+        return nova.host.get_guest(instance).is_active()
+    except exception.InstanceNotFound:
+        return False
+
+
+def _precopy_or_refuse(nova, instance, mover, planned):
+    """Pass 1 of each overlay the pre-copy policy wants, while the guest
+    runs. A guest that is not running has no downtime to shorten: its
+    disks only move once."""
+    policy = precopy.PrecopyPolicy.from_conf(CONF)
+    if not _is_running(nova, instance):
+        return
+    for disk in planned:
+        if policy.wants(disk):
+            try:
+                mover.precopy(os.path.basename(disk.path))
+            except rsync_client.RsyncTransferError as e:
+                raise exception.InstanceFaultRollback(
+                    exception.ResizeError(reason=str(e))) from e
+
+
 class _Mover:
     """Moves one instance's files from ``<dir>_resize`` to the
     destination's ``<dir>``: a local copy on shared storage, else pushes
@@ -102,7 +128,9 @@ class _Mover:
         self.inst_base_resize = inst_base_resize
         self.dir_name = os.path.basename(inst_base)
         self.sent = 0
+        self.precopy_sent = 0
         self.files = 0
+        self.precopied = set()
 
     def _on_execute(self, process):
         self.nova.job_tracker.add_job(self.instance, process.pid)
@@ -123,21 +151,35 @@ class _Mover:
                     prefix='.novaext-standalone-') as scratch:
                 standalone = os.path.join(scratch, name)
                 images.convert_image(src, standalone, 'qcow2', 'qcow2')
-                self._push(standalone, name, sparse=True)
+                self.sent += self._push(standalone, name, True,
+                                        precopy.SINGLE)
+        elif name in self.precopied:
+            self.sent += self._push(src, name, sparse, precopy.FINAL)
         else:
-            self._push(src, name, sparse)
+            self.sent += self._push(src, name, sparse, precopy.SINGLE)
 
-    def _push(self, src, name, sparse):
+    def precopy(self, name):
+        """Pass 1 of the pre-copy of overlay ``name``, read from the
+        running guest's ``<dir>``; ``move`` then sends only what
+        changed."""
+        self.precopy_sent += self._push(
+            os.path.join(self.inst_base, name), name, False, precopy.PRECOPY)
+        self.precopied.add(name)
+
+    def _push(self, src, name, sparse, push_pass):
         with novaext_progress.Progress(
                 self.context, self.instance, 'resize.push',
-                {'target': self.client.target, 'file': name}) as progress:
+                {'target': self.client.target, 'file': name,
+                 'pass': push_pass}) as progress:
             pushed = self.client.push(
                 src, self.dir_name, name, sparse=sparse,
-                on_progress=progress.phase('push').update,
+                update=push_pass == precopy.FINAL,
+                on_progress=progress.phase(
+                    precopy.PHASE_OF_PASS[push_pass]).update,
                 on_execute=self._on_execute,
                 on_completion=self._on_completion)
             progress.end(bytes_sent=pushed)
-        self.sent += pushed
+        return pushed
 
     def move_vtpm_state(self):
         """Nova's save_and_migrate_vtpm_dir: the swtpm state moves into
@@ -187,12 +229,16 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
                 rsync_client.InvalidRemotePath) as e:
             raise exception.InstanceFaultRollback(
                 exception.ResizeError(reason=str(e))) from e
+    mover = _Mover(nova, context, instance, client, inst_base,
+                   inst_base_resize)
     # Read from the running guest's definition (Nova reads it after power
-    # off; it is the same): a disk this plan cannot move is refused while
-    # the guest still runs.
+    # off; it is the same): a disk this plan cannot move is refused, and
+    # a failed pre-copy fails the resize, while the guest still runs.
     try:
         planned = _plan_or_refuse(
             nova.instance_disk_info(instance, block_device_info))
+        if not shared:
+            _precopy_or_refuse(nova, instance, mover, planned)
     except Exception:
         with excutils.save_and_reraise_exception():
             if not shared:
@@ -209,8 +255,6 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
         os.rename(inst_base, inst_base_resize)
         if shared:
             fileutils.ensure_tree(inst_base)
-        mover = _Mover(nova, context, instance, client, inst_base,
-                       inst_base_resize)
         for disk in planned:
             if disk.action is not Action.RECREATE_ON_DESTINATION:
                 mover.move(os.path.basename(disk.path), disk.action)
@@ -219,8 +263,9 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
             mover.move('disk.info', Action.PUSH_WHOLE_SPARSE)
         mover.move_vtpm_state()
         LOG.info('Moved %(n)d file(s) of %(inst)s to %(dest)s, %(sent)d '
-                 'bytes sent', {'n': mover.files, 'inst': instance.uuid,
-                                'dest': dest, 'sent': mover.sent},
+                 'bytes sent after power-off, %(pre)d before (pre-copy)',
+                 {'n': mover.files, 'inst': instance.uuid, 'dest': dest,
+                  'sent': mover.sent, 'pre': mover.precopy_sent},
                  instance=instance)
     except Exception:
         with excutils.save_and_reraise_exception():

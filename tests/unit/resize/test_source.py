@@ -36,7 +36,10 @@ class FakeClient:
 
     target = 'dest:8730/nova_instances'
 
-    def __init__(self):
+    def __init__(self, events=None):
+        self.events = [] if events is None else events
+        # (components, update) -> True: that push fails
+        self.fail_on = None
         self.pushed = {}
         self.trees = {}
         self.made = []
@@ -51,15 +54,21 @@ class FakeClient:
         record(proc.pid)
         on_completion(proc)
 
-    def push(self, src, *components, sparse=False, on_progress=None,
-             on_execute=None, on_completion=None):
+    def push(self, src, *components, sparse=False, update=False,
+             on_progress=None, on_execute=None, on_completion=None):
         with open(src, 'rb') as f:
             data = f.read()
+        if self.fail_on is not None and self.fail_on(components, update):
+            raise rsync_client.RsyncTransferError(
+                target=self.target, reason='exit code 10: socket closed')
 
         def record(pid):
             self.pushed[components] = dict(data=data, sparse=sparse,
-                                           src=src, pid=pid)
+                                           src=src, pid=pid, update=update)
+            self.events.append(('push', components[-1], update))
         self._process(on_execute, on_completion, record)
+        if on_progress is not None:
+            on_progress(len(data), percent=100)
         return len(data)
 
     def push_tree(self, local_dir, *components, on_execute=None,
@@ -127,7 +136,7 @@ def host(tmp_path):
     drv.power_off.side_effect = lambda *a: events.append('power off')
     drv._cleanup_failed_instance_base.side_effect = (
         lambda path: shutil.rmtree(path, ignore_errors=True))
-    client = FakeClient()
+    client = FakeClient(events)
     flavor = objects.Flavor(root_gb=1, ephemeral_gb=1, swap=64)
     instance = types.SimpleNamespace(uuid=UUID, flavor=flavor)
 
@@ -305,3 +314,90 @@ def test_images_types_novaext_does_not_move_go_to_nova(images_type,
         fixture.cleanUp()
     assert result == ('nova' if nova_moves else 'novaext')
     assert nova.called is nova_moves and ours.called is not nova_moves
+
+
+def _precopy_everything():
+    CONF.set_override('resize_precopy', True, group='novaext')
+    CONF.set_override('resize_precopy_min_mib', 0, group='novaext')
+
+
+def test_precopy_pushes_the_overlay_before_power_off_then_its_update(host):
+    _precopy_everything()
+    _migrate(host)
+
+    pushes = [e for e in host.events if e != 'disk info']
+    # Pass 1 from the running guest's directory, pass 2 an update of it;
+    # the other files as before, after power-off, not as updates.
+    assert pushes[:3] == [('push', 'disk', False), 'power off',
+                          ('push', 'disk', True)]
+    assert sorted(p[1] for p in pushes[3:]) == [
+        'disk.config', 'disk.info', 'disk.local']
+    assert not any(p[2] for p in pushes[3:])
+    final = host.client.pushed[(UUID, 'disk')]
+    assert final['src'] == os.path.join(str(host.inst_dir) + '_resize',
+                                        'disk')
+
+
+def test_precopy_reports_its_two_passes_apart(host, caplog):
+    _precopy_everything()
+    with caplog.at_level('INFO', logger='novaext.progress'):
+        _migrate(host)
+
+    disk_events = [(r.args['event'], r.args['pass'], r.args.get('phase'))
+                   for r in caplog.records
+                   if r.name == 'novaext.progress' and
+                   r.args.get('file') == 'disk']
+    assert disk_events == [
+        ('start', 'precopy', None), ('progress', 'precopy', 'precopy'),
+        ('end', 'precopy', None),
+        ('start', 'final', None), ('progress', 'final', 'final'),
+        ('end', 'final', None)]
+    config = [(r.args['pass'], r.args.get('phase'))
+              for r in caplog.records if r.name == 'novaext.progress' and
+              r.args.get('file') == 'disk.config' and
+              r.args['event'] == 'progress']
+    assert config == [('single', 'push')]
+
+
+def test_small_overlay_is_not_precopied(host):
+    CONF.set_override('resize_precopy_min_mib', 1, group='novaext')
+    _migrate(host)
+    assert ('push', 'disk', True) not in host.events
+    assert host.events[:2] == ['disk info', 'power off']
+
+
+def test_failed_precopy_fails_the_resize_with_the_guest_running(host):
+    _precopy_everything()
+    host.client.fail_on = lambda components, update: not update
+
+    with pytest.raises(exception.InstanceFaultRollback,
+                       match='socket closed'):
+        _migrate(host)
+
+    host.drv.power_off.assert_not_called()
+    host.drv._remotefs.remove_dir.assert_called_once_with(
+        'dest', str(host.inst_dir))
+    assert os.path.isdir(host.inst_dir)
+    assert not os.path.exists(str(host.inst_dir) + '_resize')
+
+
+def test_failed_final_pass_rolls_back_as_any_failed_push(host):
+    _precopy_everything()
+    host.client.fail_on = lambda components, update: update
+
+    with pytest.raises(rsync_client.RsyncTransferError,
+                       match='socket closed'):
+        _migrate(host)
+
+    host.drv.power_off.assert_called_once()
+    host.drv._cleanup_remote_migration.assert_called_once_with(
+        'dest', str(host.inst_dir), str(host.inst_dir) + '_resize', False)
+
+
+def test_stopped_guest_is_not_precopied(host):
+    """A stopped server's resize has no downtime to shorten."""
+    _precopy_everything()
+    host.drv._host.get_guest.return_value.is_active.return_value = False
+    _migrate(host)
+    assert ('push', 'disk', True) not in host.events
+    assert host.events[:2] == ['disk info', 'power off']

@@ -1,0 +1,63 @@
+"""Which disks a resize pre-copies while the guest still runs.
+
+A resize or cold migration's downtime is the guest's shutdown, the copy,
+and the destination's start. The pre-copy ([novaext]resize_precopy) takes
+most of the copy out of it: a qcow2 root overlay large enough to matter
+is pushed to its final place on the destination while the guest runs
+(pass 1, ``precopy``: a fuzzy copy, the guest keeps writing), and after
+power-off the same file is pushed again as an update (pass 2, ``final``:
+rsync's delta transfer sends only the blocks that differ). Pass 2 alone
+decides what arrives, so pass 1 can never make the destination differ
+from the source; it only makes pass 2 short.
+
+Only overlays qualify: raw disks move sparse, which rsync cannot update
+in place; ephemeral overlays are converted to standalone copies after
+power-off; the rest is small.
+"""
+
+import dataclasses
+import os
+
+from oslo_utils import units
+
+from novaext.resize.plan import Action
+
+# The pushes of one file, as progress reports name them
+# (novaext.resize.push events: the ``pass`` key and the phase).
+SINGLE = 'single'
+PRECOPY = 'precopy'
+FINAL = 'final'
+PHASE_OF_PASS = {SINGLE: 'push', PRECOPY: 'precopy', FINAL: 'final'}
+
+
+def allocated_bytes(path):
+    """Bytes allocated to ``path`` on its file system, None when it
+    cannot be read."""
+    try:
+        return os.stat(path).st_blocks * 512
+    except OSError:
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class PrecopyPolicy:
+    """``enabled``: [novaext]resize_precopy; ``min_bytes``: the smallest
+    allocation pre-copied."""
+
+    enabled: bool
+    min_bytes: int
+
+    @classmethod
+    def from_conf(cls, conf):
+        return cls(conf.novaext.resize_precopy,
+                   conf.novaext.resize_precopy_min_mib * units.Mi)
+
+    def wants(self, disk):
+        """True when the PlannedDisk ``disk`` is pre-copied: an overlay
+        pushed as it is, readable, holding at least ``min_bytes``. (A
+        disk that cannot be read is left to the push after power-off,
+        which reports why.)"""
+        if not self.enabled or disk.action is not Action.PUSH_OVERLAY:
+            return False
+        allocated = allocated_bytes(disk.path)
+        return allocated is not None and allocated >= self.min_bytes
