@@ -3,7 +3,9 @@
 The source and destination hosts take turns (one RealComputeHost at a
 time, sharing one image service); the source pushes to the rsync daemon
 rooted at the destination's instances_path. Each step is the driver call
-Nova's compute manager makes on that host.
+Nova's compute manager makes on that host. The confirmed move pre-copies
+the running guest's overlay (resize_precopy), so the data read inside the
+moved guest went through both passes.
 """
 
 import contextlib
@@ -95,7 +97,7 @@ class TwoHosts:
 
 
 def test_resize_reverted_then_confirmed_keeps_data_in_guest(
-        guest_image, tmp_path, daemon):
+        guest_image, tmp_path, daemon, caplog):
     hosts = TwoHosts(tmp_path, daemon)
     with hosts.host('src-host') as src:
         ids = guest_image.upload(src)
@@ -127,7 +129,15 @@ def test_resize_reverted_then_confirmed_keeps_data_in_guest(
         agent.wait()
         assert agent.sha256(DATA) == written
         assert agent.block_size_bytes('vda') == 1 * GiB
+        # This move pre-copies the root overlay while the guest runs.
+        src.conf_group('novaext', resize_precopy_min_mib=0)
+        caplog.set_level('INFO', logger='novaext.progress')
+        caplog.clear()
         disk_info = hosts.resize_out(src, back, root_gb=2)
+        passes = [r.args['pass'] for r in caplog.records
+                  if r.name == 'novaext.progress' and
+                  r.args.get('file') == 'disk' and r.args['event'] == 'end']
+        assert passes == ['precopy', 'final']
 
     with hosts.host('dst-host') as dst:
         moved, agent = hosts.finish(dst, ids, uuid, disk_info, 1, 2)
