@@ -33,6 +33,7 @@ from oslo_utils import fileutils
 from novaext import progress as novaext_progress
 from novaext.resize import plan as transfer_plan
 from novaext.resize import precopy
+from novaext.resize import shutdown as resize_shutdown
 from novaext.resize.plan import Action
 from novaext.rsync import client as rsync_client
 
@@ -244,7 +245,8 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
             if not shared:
                 _remove_partial_copy(nova, dest, inst_base, instance)
 
-    nova.power_off(instance, timeout, retry_interval)
+    resize_shutdown.power_off_for_move(nova, instance, timeout,
+                                       retry_interval)
     nova.unplug_vifs(instance, network_info)
     for vol in virt_driver.block_device_info_get_mapping(block_device_info):
         nova.disconnect_volume(context, vol['connection_info'], instance)
