@@ -196,6 +196,9 @@ def render_config(settings):
         f'use chroot = {"yes" if settings.use_chroot else "no"}',
         'max connections = 16',
         'reverse lookup = no',
+        # The daemon's side of the small messages both ways (see
+        # rsync_client.SOCKET_OPTIONS).
+        'socket options = TCP_NODELAY',
     ]
     modules = (
         (settings.module, settings.instances_path, 'instances',

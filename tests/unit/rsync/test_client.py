@@ -111,3 +111,26 @@ def test_update_compares_every_block_in_place(tmp_path):
         assert arg in update and (arg == '--inplace') == (arg in whole)
     with pytest.raises(ValueError):
         client.push('/tmp/x', 'i', 'disk', update=True, sparse=True)
+
+
+def test_plain_connections_turn_nagle_off_tls_leaves_it_to_stunnel(tmp_path):
+    """rsync's small messages each waited for a delayed ACK (0.1 s per
+    connection) until TCP_NODELAY; through stunnel, rsync's end is a
+    pipe and stunnel sets it on its sockets."""
+    pw = tmp_path / 'pw'
+    pw.write_text('x')
+    calls = []
+
+    def execute(*cmd, **kwargs):
+        calls.append(cmd)
+        return 'Total bytes sent: 1,024\n', ''
+
+    plain = rsync_client.RsyncDaemonClient('127.0.0.1', 8730, 'm', 'nova',
+                                           str(pw), execute=execute)
+    tls = rsync_client.RsyncDaemonClient('127.0.0.1', 8730, 'm', 'nova',
+                                         str(pw), execute=execute,
+                                         tls_client_config='client = yes\n')
+    plain.push('/tmp/x', 'i', 'disk')
+    tls.push('/tmp/x', 'i', 'disk')
+    assert '--sockopts=TCP_NODELAY' in calls[0]
+    assert not any(arg.startswith('--sockopts') for arg in calls[1])

@@ -38,6 +38,10 @@ def test_only_compute_hosts_are_allowed():
         'hosts allow = 10.0.0.0/24 compute-2')
 
 
+def test_the_daemon_turns_nagle_off():
+    assert 'socket options = TCP_NODELAY' in _conf_lines(_settings())
+
+
 def test_chroot_follows_the_option():
     assert 'use chroot = no' in _conf_lines(_settings(use_chroot=False))
     assert 'use chroot = yes' in _conf_lines(_settings())
