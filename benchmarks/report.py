@@ -91,7 +91,63 @@ def spawn_section(results, data):
         f'![spawn]({png})'])
 
 
+def downtime_part(results, rows):
+    """The downtime case of resize.json: a table, and per link a plot of
+    downtime against overlay size for each path (and amount of guest
+    writes during the resize)."""
+    table = _table(
+        ['link', 'path', 'overlay MiB', 'guest writes MiB', 'downtime s',
+         'shutdown s', 'transfer in downtime s', 'destination s',
+         'sent in downtime MiB', 'pre-copy s', 'pre-copied MiB'],
+        [(r['link'], r['path'], r['overlay_mib'], r['guest_writes_mib'],
+          f'{r["downtime_s"]:.2f}', f'{r["shutdown_s"]:.2f}',
+          f'{r["transfer_in_downtime_s"]:.2f}', f'{r["dest_prep_s"]:.2f}',
+          f'{r["bytes_sent"] / MiB:.1f}',
+          f'{r["precopy_s"]:.2f}' if 'precopy_s' in r else '-',
+          f'{r["precopy_bytes_sent"] / MiB:.1f}'
+          if 'precopy_bytes_sent' in r else '-')
+         for r in rows])
+    plots = []
+    for link in sorted({r['link'] for r in rows}):
+        series = {}
+        for r in rows:
+            if r['link'] == link:
+                label = (f'{r["path"]}, guest writes '
+                         f'{r["guest_writes_mib"]} MiB')
+                series.setdefault(label, []).append(
+                    (r['overlay_mib'], r['downtime_s']))
+        png = _plot(results, f'resize-downtime-{link}.png',
+                    f'Resize downtime, {link}', 'overlay MiB',
+                    'downtime s (shutdown + transfer + destination)',
+                    dict(sorted(series.items())))
+        plots.append(f'![downtime {link}]({png})')
+    return '\n\n'.join([
+        '### Downtime of a resize, end to end',
+        'A real guest resized through each driver (benchmarks/downtime.py): '
+        'the guest\'s shutdown, the transfer after it and the '
+        'destination\'s finish_migration until the guest runs. '
+        'novaext-precopy pushes the overlay before the shutdown (pre-copy '
+        'columns, not downtime) and only the changes after it.',
+        table, ' '.join(plots)])
+
+
 def resize_section(results, data):
+    parts = ['## Resize / cold migration disk move']
+    if data.get('cases'):
+        parts += disk_move_part(results, data)
+    if data.get('downtime'):
+        parts.append(downtime_part(results, data['downtime']))
+    if data.get('targets'):
+        parts += ['### Targets (issue 17)', _table(
+            ['target', 'case', 'value', 'limit', 'met'],
+            [(t['target'], ', '.join(f'{k} {v}' for k, v in
+                                     t['case'].items()),
+              f'{t["value"]:.2f}', t['limit'],
+              'yes' if t['met'] else '**no**') for t in data['targets']])]
+    return '\n\n'.join(parts)
+
+
+def disk_move_part(results, data):
     cases = data['cases']
     for c in cases:
         c.setdefault('link', 'loopback')  # results from before links
@@ -122,12 +178,11 @@ def resize_section(results, data):
                  'overlay MiB written', 'MiB sent',
                  series('base_gib', 2, 'overlay_mib',
                         lambda c: c['bytes_sent'] / MiB))
-    return '\n\n'.join([
-        '## Resize / cold migration disk move',
+    return [
         _table(['link', 'path', 'base GiB', 'overlay MiB', 'min s',
                 'median s', 'sent MiB', 'sent / overlay allocation'], rows),
         f'![seconds by overlay]({seconds}) ![seconds by base]({by_base}) '
-        f'![bytes]({sent})'])
+        f'![bytes]({sent})']
 
 
 def snapshot_section(results, data):
