@@ -69,7 +69,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -84,6 +83,7 @@ from realhost import guest
 from realhost import harness
 from realhost import rsyncd
 from realhost import snapshots
+from realhost import sshd
 
 CONF = cfg.CONF
 MiB = 1024 ** 2
@@ -145,40 +145,19 @@ class NovaSshd:
         self.address = link.dest_address
         self.port = rsyncd.free_port()
         self.log = os.path.join(work, 'ssh-client.log')
-        host_key = os.path.join(work, 'ssh_host_key')
-        client_key = os.path.join(work, 'client_key')
-        for key in (host_key, client_key):
-            subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '',
-                            '-f', key], check=True, capture_output=True)
-        authorized = os.path.join(work, 'authorized_keys')
-        shutil.copyfile(client_key + '.pub', authorized)
-        os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
-        sshd = [shutil.which('sshd') or '/usr/sbin/sshd', '-D', '-e',
-                '-f', '/dev/null', '-p', str(self.port),
-                '-o', f'ListenAddress={self.address}',
-                '-o', f'HostKey={host_key}',
-                '-o', f'AuthorizedKeysFile={authorized}',
-                '-o', 'PermitRootLogin=prohibit-password',
-                '-o', 'StrictModes=no', '-o', 'UsePAM=no',
-                '-o', f'PidFile={work}/sshd.pid']
+        command, client_key = sshd.prepare(work, self.address, self.port)
         script = (f'mount --bind {shlex.quote(dst_instances)} '
                   f'{shlex.quote(src_instances)} && exec '
-                  + shlex.join(sshd))
+                  + shlex.join(command))
         self._stderr = open(os.path.join(work, 'sshd.log'), 'w')
         # ip netns exec, unshare and sh all exec: the PID is sshd's.
         self.proc = subprocess.Popen(
             link.in_dest(['unshare', '--mount', '--propagation', 'private',
                           'sh', '-c', script]),
             stdout=subprocess.DEVNULL, stderr=self._stderr)
-        deadline = time.monotonic() + 10
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex((self.address, self.port)) == 0:
-                    break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f'sshd did not start; see {work}/sshd.log')
-            time.sleep(0.1)
+        if not sshd.wait_listening(self.address, self.port, self.proc):
+            self.stop()
+            raise RuntimeError(f'sshd did not start; see {work}/sshd.log')
         config = os.path.join(work, 'ssh_config')
         with open(config, 'w') as f:
             f.write(f'Host *\n  Port {self.port}\n'
@@ -328,16 +307,6 @@ class ShutdownClock:
         del self.driver.power_off
 
 
-def _resizing(instance, old_gb, new_gb):
-    """``instance`` with old_flavor and new_flavor, as the compute
-    manager keeps them during a resize."""
-    instance.old_flavor = instance.flavor.obj_clone()
-    instance.old_flavor.root_gb = old_gb
-    instance.new_flavor = instance.flavor.obj_clone()
-    instance.new_flavor.root_gb = new_gb
-    return instance
-
-
 class Run:
     """The two hosts' directories, the image service's images and the
     rsync password of one benchmark run; ``port``: the destination's rsync
@@ -466,7 +435,7 @@ def one_case(run, link, path, overlay_mib, writes_mib, sshd):
             row['writes_wait_s'] = clock.started - clock.entered
 
     with run.host('dst-host', path) as dst:
-        moved = _resizing(guest.new_instance(dst, run.ids, root_gb=NEW_GB,
+        moved = guest.resizing(guest.new_instance(dst, run.ids, root_gb=NEW_GB,
                                              instance_uuid=uuid),
                           OLD_GB, NEW_GB)
         dst.downloads.clear()

@@ -53,12 +53,10 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -72,6 +70,7 @@ from novaext.rsync import client as rsync_client  # noqa: E402
 from novaext.rsync import tls as rsync_tls  # noqa: E402
 from realhost import images  # noqa: E402
 from realhost import rsyncd  # noqa: E402
+from realhost import sshd  # noqa: E402
 from realhost import tls  # noqa: E402
 from realhost.timing import timed  # noqa: E402
 
@@ -154,29 +153,12 @@ class PrivateSshd:
         self.address = link.dest_address
         self.port = rsyncd.free_port()
         self.log = os.path.join(work, 'ssh-client.log')
-        host_key = os.path.join(work, 'ssh_host_key')
-        self.client_key = os.path.join(work, 'client_key')
-        for key in (host_key, self.client_key):
-            run('ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', key)
-        authorized = os.path.join(work, 'authorized_keys')
-        shutil.copyfile(self.client_key + '.pub', authorized)
-        os.makedirs('/run/sshd', mode=0o755, exist_ok=True)
-        self.proc = subprocess.Popen(link.in_dest(
-            [shutil.which('sshd') or '/usr/sbin/sshd', '-D', '-e',
-             '-f', '/dev/null', '-p', str(self.port),
-             '-o', f'ListenAddress={self.address}',
-             '-o', f'HostKey={host_key}',
-             '-o', f'AuthorizedKeysFile={authorized}',
-             '-o', 'PermitRootLogin=prohibit-password',
-             '-o', 'StrictModes=no', '-o', 'UsePAM=no',
-             '-o', f'PidFile={work}/sshd.pid']),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex((self.address, self.port)) == 0:
-                    break
-            time.sleep(0.1)
+        command, self.client_key = sshd.prepare(work, self.address,
+                                                self.port)
+        self.proc = subprocess.Popen(
+            link.in_dest(command), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        sshd.wait_listening(self.address, self.port, self.proc)
         os.environ['RSYNC_RSH'] = (
             f'ssh -p {self.port} -i {self.client_key} -o BatchMode=yes '
             f'-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null '

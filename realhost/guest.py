@@ -201,6 +201,16 @@ def new_instance(host, ids, root_gb=1, memory_mb=256, instance_uuid=None,
         image_meta=host.images.show(host.context, ids['image_id']))
 
 
+def resizing(instance, old_gb, new_gb):
+    """``instance`` with old_flavor and new_flavor, as the compute
+    manager keeps them from the resize until its confirm or revert."""
+    instance.old_flavor = instance.flavor.obj_clone()
+    instance.old_flavor.root_gb = old_gb
+    instance.new_flavor = instance.flavor.obj_clone()
+    instance.new_flavor.root_gb = new_gb
+    return instance
+
+
 def spawn(host, ids, **kwargs):
     """Spawn the guest of ``ids`` on ``host`` through the driver and
     wait for its agent; return (instance, agent, seconds from spawn's

@@ -33,16 +33,6 @@ def daemon(tmp_path):
         yield daemon
 
 
-def _resizing(instance, old_gb, new_gb):
-    """``instance`` with old_flavor and new_flavor, as the compute
-    manager keeps them from the resize until its confirm or revert."""
-    instance.old_flavor = instance.flavor.obj_clone()
-    instance.old_flavor.root_gb = old_gb
-    instance.new_flavor = instance.flavor.obj_clone()
-    instance.new_flavor.root_gb = new_gb
-    return instance
-
-
 class TwoHosts:
     """'src-host' and 'dst-host', one at a time, with one image service."""
 
@@ -83,7 +73,7 @@ class TwoHosts:
         """finish_migration on the destination; return (instance, agent)
         with the guest's agent answering (agent None when not powered
         on)."""
-        moved = _resizing(guest.new_instance(dst, ids, root_gb=new_gb,
+        moved = guest.resizing(guest.new_instance(dst, ids, root_gb=new_gb,
                                              instance_uuid=uuid),
                           old_gb, new_gb)
         dst.driver.finish_migration(
@@ -121,7 +111,7 @@ def test_resize_reverted_then_confirmed_keeps_data_in_guest(
         dst.destroy(moved)
 
     with hosts.host('src-host') as src:
-        back = _resizing(guest.new_instance(src, ids, root_gb=1,
+        back = guest.resizing(guest.new_instance(src, ids, root_gb=1,
                                             instance_uuid=uuid), 1, 2)
         src.driver.finish_revert_migration(src.context, back, [],
                                            hosts.migration)
@@ -150,7 +140,7 @@ def test_resize_reverted_then_confirmed_keeps_data_in_guest(
         dst_disk = os.path.join(dst.instance_dir(moved), 'disk')
 
     with hosts.host('src-host') as src:
-        record = _resizing(guest.new_instance(src, ids, root_gb=2,
+        record = guest.resizing(guest.new_instance(src, ids, root_gb=2,
                                               instance_uuid=uuid), 1, 2)
         src.driver.confirm_migration(src.context, hosts.migration, record,
                                      [])
