@@ -164,23 +164,26 @@ RESIZE_OPTS = [
         'resize_precopy', default=True,
         help='Resize and cold migration to another host: push a qcow2 '
              'root overlay of at least resize_precopy_min_mib to the '
-             'destination while the guest still runs, then, after the '
-             'guest is shut down, send only what changed since (rsync\'s '
-             'delta transfer against the pre-copied file, written in '
-             'place, every block compared, the whole file checksummed). '
-             'The guest is down for the time the changes take, not the '
-             'whole overlay. The pre-copy reads the disk a second time '
-             'and sends the changed blocks twice; it never changes what '
-             'arrives (the destination file is byte-identical to the '
-             'source after power-off). A failed pre-copy fails the '
-             'resize with the guest still running on the source. '
-             'False: one push after power-off, as before.'),
+             'destination while the guest still runs. Just before, a '
+             'disk-only external snapshot (no libvirt metadata) sends '
+             'the guest\'s writes to a new file beside the overlay, so '
+             'the overlay pushed does not change; after the guest is '
+             'shut down, that file is committed into the overlay on the '
+             'source (which stays whole for a revert) and it alone is '
+             'sent, then committed on the destination. The guest is '
+             'down for what it wrote since the pre-copy began, not the '
+             'whole overlay. A failed pre-copy fails the resize with the '
+             'guest still running on the source, its writes committed '
+             'back into its disk. Both hosts must run a novaext that '
+             'knows this (an older destination refuses the disk rather '
+             'than losing the writes). False: one push after power-off, '
+             'as before.'),
     cfg.IntOpt(
         'resize_precopy_min_mib', default=128, min=0,
         help='Pre-copy (resize_precopy) only overlays that hold at least '
              'this many MiB (allocated on the source): below it, the '
-             'push after power-off is short anyway and the second read '
-             'of the disk is not worth it.'),
+             'push after power-off is short anyway and the snapshot and '
+             'two commits are not worth it.'),
 ]
 
 PROGRESS_OPTS = [

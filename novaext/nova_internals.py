@@ -100,7 +100,8 @@ PINNED_NAMES = (
                'call', 'image cache: the _base directory'),
     # libvirt guest
     PinnedName('nova.virt.libvirt.guest.Guest', '_domain', None,
-               'attribute', 'volume: the guest\'s view of a disk size'),
+               'attribute', 'volume: the guest\'s view of a disk size; '
+               'resize: an active commit'),
 )
 
 
@@ -209,3 +210,18 @@ def guest_block_capacity(guest, target_dev):
     ``target_dev`` (libvirt's virDomainGetBlockInfo); Nova's Guest has
     no public method for it."""
     return guest._domain.blockInfo(target_dev)[0]
+
+
+def start_active_commit(guest, target_dev, base, top):
+    """Start merging ``top``, the layer ``guest`` writes to on disk
+    ``target_dev``, into ``base``, the layer right below it and never
+    further down (virDomainBlockCommit, active and shallow); the job
+    then waits for a pivot. Nova's BlockDevice.commit starts no active
+    commit."""
+    # Nova's own libvirt module: the real one, or Nova's fake in tests.
+    from nova.virt.libvirt import driver as libvirt_driver
+    libvirt = libvirt_driver.libvirt
+    guest._domain.blockCommit(
+        target_dev, base, top, 0,
+        flags=(libvirt.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE |
+               libvirt.VIR_DOMAIN_BLOCK_COMMIT_SHALLOW))

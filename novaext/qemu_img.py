@@ -54,3 +54,35 @@ def virtual_size(image_opts, objects=()):
         'qemu-img', 'info', '--output=json', *args, '--image-opts',
         ','.join(image_opts))
     return json.loads(out)['virtual-size']
+
+
+def create_overlay(path, backing_name, cluster_size):
+    """Create qcow2 ``path`` over the qcow2 ``backing_name`` of the same
+    directory (recorded by that relative name), with ``cluster_size``."""
+    processutils.execute(
+        'qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2',
+        '-b', backing_name, '-o', f'cluster_size={cluster_size}', path)
+
+
+def commit(top):
+    """Write what qcow2 ``top`` holds into its backing file (``commit
+    -d``: ``top`` is left as it was), under Nova's disk I/O semaphore."""
+    with compute_utils.disk_ops_semaphore:
+        processutils.execute('qemu-img', 'commit', '-q', '-d', '-f',
+                             'qcow2', top)
+
+
+def commit_into(top, base):
+    """Write what qcow2 ``top`` holds into qcow2 ``base`` (``commit -d``),
+    whatever backing file ``top`` names, and opening ``base`` without its
+    own backing file. Safe only when each cluster of ``top`` covers whole
+    clusters of ``base`` (``top``'s cluster size is not smaller, no
+    subclusters): ``base`` then never reads through its backing file."""
+    spec = {'driver': 'qcow2',
+            'file': {'driver': 'file', 'filename': top},
+            'backing': {'driver': 'qcow2',
+                        'file': {'driver': 'file', 'filename': base},
+                        'backing': None}}
+    with compute_utils.disk_ops_semaphore:
+        processutils.execute('qemu-img', 'commit', '-q', '-d',
+                             'json:' + json.dumps(spec))

@@ -11,6 +11,11 @@ image's bytes on every host. An ephemeral or swap base
 (``ephemeral_<GB>_<fs>``, ``swap_<MB>``) is made by mkfs/mkswap on each
 host and differs between hosts, so an overlay of one is never re-pointed
 (the source sends ephemeral disks standalone; see transfer_plan).
+
+A pre-copied overlay arrives in two files (resize.redirect): the disk as
+it was when the pre-copy began, ``<disk>.novaext-precopy``, and what the
+guest wrote since, as ``<disk>``, backed by the first. The writes are
+committed into the pre-copied file, which then takes the disk's name.
 """
 
 import os
@@ -21,10 +26,12 @@ from nova.virt.libvirt import utils as libvirt_utils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
+from oslo_utils.imageutils import format_inspector
 
 from novaext import qemu_img
 from novaext.imagebackend import base_entry
 from novaext.imagebackend import base_names
+from novaext.resize import redirect
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -45,8 +52,59 @@ def _backing_format(local_base, recorded):
                f'here yet and the overlay records none')
 
 
+def _checked_qcow2(path):
+    """qemu-img's info of ``path`` once oslo's format inspector found a
+    qcow2 whose only failed safety check is its backing file."""
+    try:
+        inspector = format_inspector.detect_file_format(path)
+        if str(inspector) != 'qcow2':
+            raise format_inspector.ImageFormatError(f'{inspector}, not qcow2')
+        try:
+            inspector.safety_check()
+        except format_inspector.SafetyCheckFailed as e:
+            if set(e.failures) - {'backing_file'}:
+                raise
+    except (format_inspector.ImageFormatError,
+            format_inspector.SafetyCheckFailed) as e:
+        raise exception.InvalidDiskInfo(
+            reason=f'{path} is no safe qcow2: {e}') from e
+    return images.qemu_img_info(path, format='qcow2')
+
+
+def merge_precopied(disk, instance):
+    """If ``disk`` arrived as the writes over a pre-copied file (it names
+    ``<disk>.novaext-precopy`` as its backing file), commit it into that
+    file, which becomes ``disk``.
+
+    :returns: True when ``disk`` was merged
+    :raises: InvalidDiskInfo when either file is not a safe qcow2 or they
+        do not fit (sizes; the writes' clusters must cover whole clusters
+        of the pre-copied file, which is opened without its backing file)
+    """
+    name = redirect.precopied_name(os.path.basename(disk))
+    if images.qemu_img_info(disk, format='qcow2').backing_file != name:
+        return False
+    writes = _checked_qcow2(disk)
+    precopied = os.path.join(os.path.dirname(disk), name)
+    base = _checked_qcow2(precopied)
+    if writes.virtual_size != base.virtual_size or \
+            writes.cluster_size < base.cluster_size or \
+            (writes.format_specific or {}).get('data', {}).get(
+                'extended-l2'):
+        raise exception.InvalidDiskInfo(
+            reason=f'{disk} ({writes.virtual_size} bytes, clusters of '
+                   f'{writes.cluster_size}) cannot be merged into '
+                   f'{precopied} ({base.virtual_size}, {base.cluster_size})')
+    qemu_img.commit_into(disk, precopied)
+    os.replace(precopied, disk)
+    LOG.info('Merged what the guest wrote during the pre-copy into %s',
+             disk, instance=instance)
+    return True
+
+
 def repoint_overlays(instance, disk_info_json):
-    """Rebase (-u) each arrived overlay onto this host's ``_base``.
+    """Rebase (-u) each arrived overlay onto this host's ``_base``, once
+    a pre-copied one is merged (merge_precopied).
 
     :raises: InvalidDiskInfo when an overlay names a backing file that is
         not an image base of this cache, or a host-made (ephemeral, swap)
@@ -59,6 +117,7 @@ def repoint_overlays(instance, disk_info_json):
         disk = os.path.join(inst_dir, os.path.basename(info['path']))
         if not os.path.exists(disk):
             continue  # not moved (swap): Nova recreates it
+        merge_precopied(disk, instance)
         current = images.qemu_img_info(disk, format='qcow2')
         if not current.backing_file:
             continue  # arrived standalone (ephemeral)

@@ -3,16 +3,13 @@
 A resize or cold migration's downtime is the guest's shutdown, the copy,
 and the destination's start. The pre-copy ([novaext]resize_precopy) takes
 most of the copy out of it: a qcow2 root overlay large enough to matter
-is pushed to its final place on the destination while the guest runs
-(pass 1, ``precopy``: a fuzzy copy, the guest keeps writing), and after
-power-off the same file is pushed again as an update (pass 2, ``final``:
-rsync's delta transfer sends only the blocks that differ). Pass 2 alone
-decides what arrives, so pass 1 can never make the destination differ
-from the source; it only makes pass 2 short.
+is pushed to the destination while the guest runs and writes elsewhere
+(pass 1, ``precopy``; resize.redirect), and after power-off only what the
+guest wrote since is sent (pass 2, ``final``).
 
-Only overlays qualify: raw disks move sparse, which rsync cannot update
-in place; ephemeral overlays are converted to standalone copies after
-power-off; the rest is small.
+Only overlays qualify: raw disks move sparse and whole; ephemeral
+overlays are converted to standalone copies after power-off; the rest is
+small.
 """
 
 import dataclasses

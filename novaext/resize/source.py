@@ -6,7 +6,8 @@ follows transfer_plan: qcow2 root overlays are pushed as they are to the
 destination's rsync daemon, raw disks whole and sparse, ephemeral overlays
 as standalone qcow2 copies, swap not at all; vTPM state goes as Nova sends
 it (``<dir>/swtpm``). A large overlay is pre-copied while the guest still
-runs, and only its changes are pushed after power-off (resize.precopy).
+runs, and after power-off only what the guest wrote since
+(resize.precopy, resize.redirect).
 On the same host or shared storage the copy is local and every file is
 copied as it is. Everything that can be refused is refused before the
 guest is touched; any failure later puts ``<dir>_resize`` back and
@@ -33,6 +34,7 @@ from oslo_utils import fileutils
 from novaext import progress as novaext_progress
 from novaext.resize import plan as transfer_plan
 from novaext.resize import precopy
+from novaext.resize import redirect
 from novaext.resize import shutdown as resize_shutdown
 from novaext.resize.plan import Action
 from novaext.rsync import client as rsync_client
@@ -99,18 +101,51 @@ def _is_running(nova, instance):
 
 def _precopy_or_refuse(nova, instance, mover, planned):
     """Pass 1 of each overlay the pre-copy policy wants, while the guest
-    runs. A guest that is not running has no downtime to shorten: its
-    disks only move once."""
+    runs and writes beside it (resize.redirect).
+
+    :returns: the RedirectedWrites, or None when nothing is pre-copied (a
+        guest that is not running has no downtime to shorten: its disks
+        only move once)
+    :raises: InstanceFaultRollback, the guest running on its disks
+    """
     policy = precopy.PrecopyPolicy.from_conf(CONF)
-    if not _is_running(nova, instance):
-        return
-    for disk in planned:
-        if policy.wants(disk):
-            try:
-                mover.precopy(os.path.basename(disk.path))
-            except rsync_client.RsyncTransferError as e:
-                raise exception.InstanceFaultRollback(
-                    exception.ResizeError(reason=str(e))) from e
+    wanted = [disk.path for disk in planned if policy.wants(disk)]
+    if not wanted or not _is_running(nova, instance):
+        return None
+    try:
+        redirected = redirect.RedirectedWrites.start(
+            nova, instance, nova.host.get_guest(instance), wanted)
+    except Exception as e:
+        raise exception.InstanceFaultRollback(exception.ResizeError(
+            reason=f'cannot pre-copy: {e}')) from e
+    try:
+        for path in wanted:
+            mover.precopy(os.path.basename(path))
+    except Exception as e:
+        redirected.merge_live()
+        if isinstance(e, rsync_client.RsyncTransferError):
+            raise exception.InstanceFaultRollback(
+                exception.ResizeError(reason=str(e))) from e
+        raise
+    return redirected
+
+
+def _power_off(nova, instance, redirected, timeout, retry_interval):
+    """Shut the guest down for the move, and merge what it wrote during
+    the pre-copy into its disks. A failed power-off leaves the guest's
+    writes merged the way its state allows."""
+    try:
+        resize_shutdown.power_off_for_move(nova, instance, timeout,
+                                           retry_interval)
+    except Exception:
+        with excutils.save_and_reraise_exception():
+            if redirected is not None:
+                if _is_running(nova, instance):
+                    redirected.merge_live()
+                else:
+                    redirected.merge_after_power_off()
+    if redirected is not None:
+        redirected.merge_after_power_off()
 
 
 class _Mover:
@@ -155,26 +190,30 @@ class _Mover:
                 self.sent += self._push(standalone, name, True,
                                         precopy.SINGLE)
         elif name in self.precopied:
-            self.sent += self._push(src, name, sparse, precopy.FINAL)
+            # What the guest wrote since pass 1, over the pre-copied file.
+            writes = os.path.join(self.inst_base_resize,
+                                  redirect.writes_name(name))
+            self.sent += self._push(writes, name, sparse, precopy.FINAL)
         else:
             self.sent += self._push(src, name, sparse, precopy.SINGLE)
 
     def precopy(self, name):
         """Pass 1 of the pre-copy of overlay ``name``, read from the
-        running guest's ``<dir>``; ``move`` then sends only what
-        changed."""
+        running guest's ``<dir>`` (which no longer writes to it) and
+        pushed as ``<name>.novaext-precopy``; ``move`` then sends the
+        writes file as ``name``."""
         self.precopy_sent += self._push(
-            os.path.join(self.inst_base, name), name, False, precopy.PRECOPY)
+            os.path.join(self.inst_base, name), name, False,
+            precopy.PRECOPY, remote_name=redirect.precopied_name(name))
         self.precopied.add(name)
 
-    def _push(self, src, name, sparse, push_pass):
+    def _push(self, src, name, sparse, push_pass, remote_name=None):
         with novaext_progress.Progress(
                 self.context, self.instance, 'resize.push',
                 {'target': self.client.target, 'file': name,
                  'pass': push_pass}) as progress:
             pushed = self.client.push(
-                src, self.dir_name, name, sparse=sparse,
-                update=push_pass == precopy.FINAL,
+                src, self.dir_name, remote_name or name, sparse=sparse,
                 on_progress=progress.phase(
                     precopy.PHASE_OF_PASS[push_pass]).update,
                 on_execute=self._on_execute,
@@ -235,18 +274,18 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
     # Read from the running guest's definition (Nova reads it after power
     # off; it is the same): a disk this plan cannot move is refused, and
     # a failed pre-copy fails the resize, while the guest still runs.
+    redirected = None
     try:
         planned = _plan_or_refuse(
             nova.instance_disk_info(instance, block_device_info))
         if not shared:
-            _precopy_or_refuse(nova, instance, mover, planned)
+            redirected = _precopy_or_refuse(nova, instance, mover, planned)
+        _power_off(nova, instance, redirected, timeout, retry_interval)
     except Exception:
         with excutils.save_and_reraise_exception():
             if not shared:
                 _remove_partial_copy(nova, dest, inst_base, instance)
 
-    resize_shutdown.power_off_for_move(nova, instance, timeout,
-                                       retry_interval)
     nova.unplug_vifs(instance, network_info)
     for vol in virt_driver.block_device_info_get_mapping(block_device_info):
         nova.disconnect_volume(context, vol['connection_info'], instance)
@@ -278,4 +317,9 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
                 # the job tracker): nothing to roll back to, and Nova's
                 # cleanup leaves the partial copy on the destination.
                 _remove_partial_copy(nova, dest, inst_base, instance)
+    finally:
+        if redirected is not None:
+            # Merged into the disks after power-off: only sent.
+            redirected.remove(inst_base)
+            redirected.remove(inst_base_resize)
     return jsonutils.dumps(disk_info)

@@ -29,9 +29,6 @@ _COMPONENT = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._-]{0,254}')
 # never starting with '-', so never an option.
 _HOSTNAME = re.compile(r'[A-Za-z0-9]([A-Za-z0-9._-]{0,252}[A-Za-z0-9])?')
 _BYTES_SENT = re.compile(r'^Total bytes sent: ([0-9,]+)$', re.MULTILINE)
-# The delta transfer's block: qcow2's default cluster, the unit in which
-# a guest's writes change an overlay.
-DELTA_BLOCK_SIZE = 65536
 # Set on the client's TCP socket (plain transport): no Nagle delay.
 SOCKET_OPTIONS = 'TCP_NODELAY'
 # One --info=progress2 update: bytes so far and percent of the whole.
@@ -192,7 +189,7 @@ class RsyncDaemonClient:
             self._run('--mkpath', '--dirs', empty + '/',
                       self.url(*components, directory=True))
 
-    def push(self, local_path, *components, sparse=False, update=False,
+    def push(self, local_path, *components, sparse=False,
              on_progress=None, on_execute=None, on_completion=None):
         """Copy ``local_path`` to ``components`` in the module.
 
@@ -201,10 +198,6 @@ class RsyncDaemonClient:
         whole file's checksum, and sends it again on a mismatch).
 
         :param sparse: keep holes (raw disks) instead of writing zeros
-        :param update: the peer holds an earlier copy of this file (a
-            pre-copy): rsync's delta transfer sends only the blocks that
-            differ and writes them in place; every block is compared,
-            whatever the files' sizes and times say. Not with ``sparse``.
         :param on_progress: called as ``on_progress(bytes_done,
             percent=percent)`` as rsync reports progress, from this thread
         :param on_execute, on_completion: called with the rsync process
@@ -213,17 +206,9 @@ class RsyncDaemonClient:
         """
         args = ['--times', '--perms', '--inplace', '--stats',
                 *self._push_args]
-        if sparse and update:
-            raise ValueError('a sparse push is never an update')
         if sparse:
             args.remove('--inplace')
             args.append('--sparse')
-        if update:
-            # --ignore-times: a write in the same second as the earlier
-            # copy leaves size and time equal, and rsync would skip the
-            # file.
-            args += ['--ignore-times', '--no-whole-file',
-                     f'--block-size={DELTA_BLOCK_SIZE}']
         if on_progress is not None:
             args += ['--info=progress2', '--outbuf=line']
         out = self._run(*args, local_path, self.url(*components),

@@ -64,17 +64,22 @@ class KeptDefinition:
         return self._guest.get_xml_desc(dump_inactive=True,
                                         dump_sensitive=True)
 
-    def __enter__(self):
+    def save(self):
         self.xml = self.current()
+
+    def restore(self):
+        """Write the saved definition back if it changed."""
+        if self.xml is not None and self.current() != self.xml:
+            LOG.info('Restoring the persistent definition of %s',
+                     self._guest.name)
+            self._nova.host.write_instance_config(self.xml)
+
+    def __enter__(self):
+        self.save()
         return self
 
     def __exit__(self, *exc):
-        if self.xml is None:
-            return False
-        if self.current() != self.xml:
-            LOG.info('Restoring the persistent definition of %s after the '
-                     'block copy', self._guest.name)
-            self._nova.host.write_instance_config(self.xml)
+        self.restore()
         return False
 
 

@@ -38,7 +38,7 @@ class FakeClient:
 
     def __init__(self, events=None):
         self.events = [] if events is None else events
-        # (components, update) -> True: that push fails
+        # (components, src) -> True: that push fails
         self.fail_on = None
         self.pushed = {}
         self.trees = {}
@@ -54,18 +54,18 @@ class FakeClient:
         record(proc.pid)
         on_completion(proc)
 
-    def push(self, src, *components, sparse=False, update=False,
+    def push(self, src, *components, sparse=False,
              on_progress=None, on_execute=None, on_completion=None):
         with open(src, 'rb') as f:
             data = f.read()
-        if self.fail_on is not None and self.fail_on(components, update):
+        if self.fail_on is not None and self.fail_on(components, src):
             raise rsync_client.RsyncTransferError(
                 target=self.target, reason='exit code 10: socket closed')
 
         def record(pid):
             self.pushed[components] = dict(data=data, sparse=sparse,
-                                           src=src, pid=pid, update=update)
-            self.events.append(('push', components[-1], update))
+                                           src=src, pid=pid)
+            self.events.append(('push', components[-1]))
         self._process(on_execute, on_completion, record)
         if on_progress is not None:
             on_progress(len(data), percent=100)
@@ -316,30 +316,75 @@ def test_images_types_novaext_does_not_move_go_to_nova(images_type,
     assert nova.called is nova_moves and ours.called is not nova_moves
 
 
-def _precopy_everything():
+class FakeRedirect:
+    """resize.redirect.RedirectedWrites as the source sees it: records
+    each step; after power-off the writes file appears (what the guest
+    wrote during the pass 1), merged into the disk."""
+
+    def __init__(self, events, inst_dir):
+        self.events = events
+        self.inst_dir = inst_dir
+        self.fail = set()
+
+    def start(self, nova, instance, guest, paths):
+        self.events.append(('redirect', sorted(map(os.path.basename,
+                                                   paths))))
+        if 'start' in self.fail:
+            raise RuntimeError('snapshot refused')
+        return self
+
+    def merge_live(self):
+        self.events.append('merge live')
+
+    def merge_after_power_off(self):
+        self.events.append('merge after power off')
+        if 'merge' in self.fail:
+            raise RuntimeError('no space left on device')
+        (self.inst_dir / 'disk.novaext-writes').write_bytes(b'writes')
+
+    def remove(self, directory):
+        path = os.path.join(directory, 'disk.novaext-writes')
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+@pytest.fixture
+def redirected(host):
+    fake = FakeRedirect(host.events, host.inst_dir)
     CONF.set_override('resize_precopy', True, group='novaext')
     CONF.set_override('resize_precopy_min_mib', 0, group='novaext')
+    with mock.patch.object(resize_source.redirect.RedirectedWrites, 'start',
+                           side_effect=fake.start):
+        yield fake
 
 
-def test_precopy_pushes_the_overlay_before_power_off_then_its_update(host):
-    _precopy_everything()
+def _without_disk_info(events):
+    return [e for e in events if e != 'disk info']
+
+
+def test_precopy_pushes_the_frozen_overlay_then_what_was_written(
+        host, redirected):
     _migrate(host)
 
-    pushes = [e for e in host.events if e != 'disk info']
-    # Pass 1 from the running guest's directory, pass 2 an update of it;
-    # the other files as before, after power-off, not as updates.
-    assert pushes[:3] == [('push', 'disk', False), 'power off',
-                          ('push', 'disk', True)]
-    assert sorted(p[1] for p in pushes[3:]) == [
+    events = _without_disk_info(host.events)
+    # Pass 1 from the running guest's directory under the pre-copied
+    # name; after power-off and the merge, the writes file as the disk;
+    # then the other files.
+    assert events[:5] == [('redirect', ['disk']),
+                          ('push', 'disk.novaext-precopy'), 'power off',
+                          'merge after power off', ('push', 'disk')]
+    assert sorted(p[1] for p in events[5:]) == [
         'disk.config', 'disk.info', 'disk.local']
-    assert not any(p[2] for p in pushes[3:])
-    final = host.client.pushed[(UUID, 'disk')]
-    assert final['src'] == os.path.join(str(host.inst_dir) + '_resize',
-                                        'disk')
+    precopied = host.client.pushed[(UUID, 'disk.novaext-precopy')]
+    assert precopied['src'] == str(host.inst_dir / 'disk')
+    writes = host.client.pushed[(UUID, 'disk')]
+    assert writes['src'] == os.path.join(str(host.inst_dir) + '_resize',
+                                         'disk.novaext-writes')
+    assert writes['data'] == b'writes'
+    assert not os.path.exists(writes['src'])
 
 
-def test_precopy_reports_its_two_passes_apart(host, caplog):
-    _precopy_everything()
+def test_precopy_reports_its_two_passes_apart(host, redirected, caplog):
     with caplog.at_level('INFO', logger='novaext.progress'):
         _migrate(host)
 
@@ -359,21 +404,36 @@ def test_precopy_reports_its_two_passes_apart(host, caplog):
     assert config == [('single', 'push')]
 
 
-def test_small_overlay_is_not_precopied(host):
+def test_small_overlay_is_not_precopied(host, redirected):
     CONF.set_override('resize_precopy_min_mib', 1, group='novaext')
     _migrate(host)
-    assert ('push', 'disk', True) not in host.events
+    assert not [e for e in host.events if e[0] == 'redirect']
     assert host.events[:2] == ['disk info', 'power off']
 
 
-def test_failed_precopy_fails_the_resize_with_the_guest_running(host):
-    _precopy_everything()
-    host.client.fail_on = lambda components, update: not update
+def test_refused_redirect_fails_the_resize_before_anything_moves(
+        host, redirected):
+    redirected.fail.add('start')
+
+    with pytest.raises(exception.InstanceFaultRollback,
+                       match='cannot pre-copy: snapshot refused'):
+        _migrate(host)
+
+    host.drv.power_off.assert_not_called()
+    assert host.client.pushed == {}
+
+
+def test_failed_precopy_merges_the_writes_back_with_the_guest_running(
+        host, redirected):
+    host.client.fail_on = lambda components, src: \
+        components[-1] == 'disk.novaext-precopy'
 
     with pytest.raises(exception.InstanceFaultRollback,
                        match='socket closed'):
         _migrate(host)
 
+    assert _without_disk_info(host.events) == [('redirect', ['disk']),
+                                               'merge live']
     host.drv.power_off.assert_not_called()
     host.drv._remotefs.remove_dir.assert_called_once_with(
         'dest', str(host.inst_dir))
@@ -381,9 +441,42 @@ def test_failed_precopy_fails_the_resize_with_the_guest_running(host):
     assert not os.path.exists(str(host.inst_dir) + '_resize')
 
 
-def test_failed_final_pass_rolls_back_as_any_failed_push(host):
-    _precopy_everything()
-    host.client.fail_on = lambda components, update: update
+def test_failed_power_off_merges_the_writes_back_as_the_guest_is(
+        host, redirected):
+    host.drv.power_off.side_effect = RuntimeError('libvirt went away')
+    guest = host.drv._host.get_guest.return_value
+
+    for running, merge in ((True, 'merge live'),
+                           (False, 'merge after power off')):
+        guest.is_active.return_value = True  # for the pre-copy
+        host.events.clear()
+        with mock.patch.object(resize_source, '_is_running',
+                               side_effect=[True, running]):
+            with pytest.raises(RuntimeError, match='libvirt went away'):
+                _migrate(host)
+        assert _without_disk_info(host.events)[-1] == merge
+
+
+def test_failed_merge_after_power_off_keeps_the_writes_file(
+        host, redirected):
+    """The source's disk lacks what the guest wrote during pass 1: the
+    writes file stays beside it (the definition still names it), and
+    nothing is renamed or pushed after power-off."""
+    redirected.fail.add('merge')
+
+    with pytest.raises(RuntimeError, match='no space left'):
+        _migrate(host)
+
+    assert list(host.client.pushed) == [(UUID, 'disk.novaext-precopy')]
+    host.drv._remotefs.remove_dir.assert_called_once_with(
+        'dest', str(host.inst_dir))
+    assert not os.path.exists(str(host.inst_dir) + '_resize')
+
+
+def test_failed_push_of_the_writes_rolls_back_and_removes_them(
+        host, redirected):
+    host.client.fail_on = lambda components, src: \
+        src.endswith('.novaext-writes')
 
     with pytest.raises(rsync_client.RsyncTransferError,
                        match='socket closed'):
@@ -392,12 +485,14 @@ def test_failed_final_pass_rolls_back_as_any_failed_push(host):
     host.drv.power_off.assert_called_once()
     host.drv._cleanup_remote_migration.assert_called_once_with(
         'dest', str(host.inst_dir), str(host.inst_dir) + '_resize', False)
+    # Merged into the disk before: the writes file is only a copy.
+    assert not os.path.exists(os.path.join(str(host.inst_dir) + '_resize',
+                                           'disk.novaext-writes'))
 
 
-def test_stopped_guest_is_not_precopied(host):
+def test_stopped_guest_is_not_precopied(host, redirected):
     """A stopped server's resize has no downtime to shorten."""
-    _precopy_everything()
     host.drv._host.get_guest.return_value.is_active.return_value = False
     _migrate(host)
-    assert ('push', 'disk', True) not in host.events
+    assert not [e for e in host.events if e[0] == 'redirect']
     assert host.events[:2] == ['disk info', 'power off']

@@ -90,29 +90,6 @@ def test_push_asks_for_fsync_and_the_configured_bandwidth_limit(tmp_path):
     assert not any('x' == arg for arg in calls[0])  # the password
 
 
-def test_update_compares_every_block_in_place(tmp_path):
-    """A pre-copy's second pass: delta transfer, in place, and no skip
-    on equal size and time (a write in the same second)."""
-    pw = tmp_path / 'pw'
-    pw.write_text('x')
-    calls = []
-
-    def execute(*cmd):
-        calls.append(cmd)
-        return 'Total bytes sent: 1,024\n', ''
-
-    client = rsync_client.RsyncDaemonClient('127.0.0.1', 8730, 'm', 'nova',
-                                            str(pw), execute=execute)
-    client.push('/tmp/x', 'i', 'disk', update=True)
-    client.push('/tmp/x', 'i', 'disk')
-    update, whole = calls
-    for arg in ('--inplace', '--ignore-times', '--no-whole-file',
-                '--block-size=65536'):
-        assert arg in update and (arg == '--inplace') == (arg in whole)
-    with pytest.raises(ValueError):
-        client.push('/tmp/x', 'i', 'disk', update=True, sparse=True)
-
-
 def test_plain_connections_turn_nagle_off_tls_leaves_it_to_stunnel(tmp_path):
     """rsync's small messages each waited for a delayed ACK (0.1 s per
     connection) until TCP_NODELAY; through stunnel, rsync's end is a

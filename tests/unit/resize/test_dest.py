@@ -1,0 +1,101 @@
+"""resize.dest.merge_precopied on real qcow2 files (qemu-img, qemu-io):
+what the guest wrote during a pre-copy is committed into the pre-copied
+disk, which takes the disk's name; files that do not fit are refused
+with nothing changed."""
+
+import json
+import subprocess
+import types
+
+import pytest
+from nova import exception
+
+from novaext.resize import dest as resize_dest
+
+UUID = '5b1c0a8e-3a43-4c55-a5ea-5d1f1f0c3a11'
+INSTANCE = types.SimpleNamespace(uuid=UUID)
+# The source's base: not on this host, and never opened by the merge.
+SOURCE_BASE = '/var/lib/nova/instances/_base/' + 'b' * 40
+
+
+def _run(*args):
+    return subprocess.run(args, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _qemu_io(path, command, fmt='qcow2'):
+    out = _run('qemu-io', '-f', fmt, '-c', command, str(path))
+    assert 'Pattern verification failed' not in out, out
+
+
+def _info(path):
+    return json.loads(_run('qemu-img', 'info', '--output=json', str(path)))
+
+
+def _arrived(tmp_path, writes_cluster='64k', precopied_opts=(),
+             precopied_size='1G'):
+    """``disk.novaext-precopy`` (over the source's base) and ``disk``,
+    the writes over it, as the source pushes them."""
+    precopied = tmp_path / 'disk.novaext-precopy'
+    _run('qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-u',
+         '-b', SOURCE_BASE, *precopied_opts, str(precopied),
+         precopied_size)
+    # Opened without its missing base, as the destination does.
+    spec = {'driver': 'qcow2', 'backing': None,
+            'file': {'driver': 'file', 'filename': str(precopied)}}
+    _qemu_io('json:' + json.dumps(spec), 'write -P 0xa1 0 2M', fmt='qcow2')
+    disk = tmp_path / 'disk'
+    _run('qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-u',
+         '-b', 'disk.novaext-precopy', '-o', f'cluster_size={writes_cluster}',
+         str(disk), '1G')
+    spec = {'driver': 'qcow2', 'file': {'driver': 'file',
+                                        'filename': str(disk)},
+            'backing': None}
+    _qemu_io('json:' + json.dumps(spec), 'write -P 0xb2 1M 3M')
+    return disk, precopied
+
+
+def test_writes_are_merged_into_the_precopied_disk(tmp_path):
+    disk, precopied = _arrived(tmp_path)
+
+    assert resize_dest.merge_precopied(str(disk), INSTANCE)
+
+    assert not precopied.exists()
+    info = _info(disk)
+    assert info['backing-filename'] == SOURCE_BASE
+    assert info['backing-filename-format'] == 'raw'
+    spec = {'driver': 'qcow2', 'backing': None,
+            'file': {'driver': 'file', 'filename': str(disk)}}
+    _qemu_io('json:' + json.dumps(spec), 'read -P 0xa1 0 1M')
+    _qemu_io('json:' + json.dumps(spec), 'read -P 0xb2 1M 3M')
+
+
+def test_an_overlay_of_anything_else_is_left_alone(tmp_path):
+    disk = tmp_path / 'disk'
+    _run('qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw', '-u',
+         '-b', SOURCE_BASE, str(disk), '1G')
+    before = disk.read_bytes()
+
+    assert not resize_dest.merge_precopied(str(disk), INSTANCE)
+    assert disk.read_bytes() == before
+
+
+@pytest.mark.parametrize('case, reason', [
+    ('smaller clusters', 'clusters of 32768.* cannot be merged'),
+    ('other size', '1073741824 bytes.* cannot be merged'),
+    ('external data file', 'no safe qcow2.*data_file')])
+def test_writes_that_do_not_fit_are_refused_unchanged(tmp_path, case,
+                                                      reason):
+    if case == 'smaller clusters':
+        disk, precopied = _arrived(tmp_path, writes_cluster='32k')
+    elif case == 'external data file':
+        disk, precopied = _arrived(tmp_path, precopied_opts=(
+            '-o', f'data_file={tmp_path / "elsewhere"}'))
+    else:
+        disk, precopied = _arrived(tmp_path, precopied_size='2G')
+    before = {p: p.read_bytes() for p in (disk, precopied)}
+
+    with pytest.raises(exception.InvalidDiskInfo, match=reason):
+        resize_dest.merge_precopied(str(disk), INSTANCE)
+
+    assert {p: p.read_bytes() for p in (disk, precopied)} == before
