@@ -52,9 +52,9 @@ def _backing_format(local_base, recorded):
                f'here yet and the overlay records none')
 
 
-def _checked_qcow2(path):
-    """qemu-img's info of ``path`` once oslo's format inspector found a
-    qcow2 whose only failed safety check is its backing file."""
+def _check_qcow2(path):
+    """Refuse ``path`` unless oslo's format inspector finds a qcow2 whose
+    only failed safety check is its backing file."""
     try:
         inspector = format_inspector.detect_file_format(path)
         if str(inspector) != 'qcow2':
@@ -68,25 +68,28 @@ def _checked_qcow2(path):
             format_inspector.SafetyCheckFailed) as e:
         raise exception.InvalidDiskInfo(
             reason=f'{path} is no safe qcow2: {e}') from e
-    return images.qemu_img_info(path, format='qcow2')
 
 
-def merge_precopied(disk, instance):
+def merge_precopied(disk, instance, info=None):
     """If ``disk`` arrived as the writes over a pre-copied file (it names
     ``<disk>.novaext-precopy`` as its backing file), commit it into that
     file, which becomes ``disk``.
 
-    :returns: True when ``disk`` was merged
+    :param info: qemu-img's info of ``disk`` when the caller has it
+    :returns: qemu-img's info of the merged ``disk``, or None when
+        ``disk`` is no such writes file (it is left as it is)
     :raises: InvalidDiskInfo when either file is not a safe qcow2 or they
         do not fit (sizes; the writes' clusters must cover whole clusters
         of the pre-copied file, which is opened without its backing file)
     """
+    writes = info or images.qemu_img_info(disk, format='qcow2')
     name = redirect.precopied_name(os.path.basename(disk))
-    if images.qemu_img_info(disk, format='qcow2').backing_file != name:
-        return False
-    writes = _checked_qcow2(disk)
+    if writes.backing_file != name:
+        return None
     precopied = os.path.join(os.path.dirname(disk), name)
-    base = _checked_qcow2(precopied)
+    _check_qcow2(disk)
+    _check_qcow2(precopied)
+    base = images.qemu_img_info(precopied, format='qcow2')
     if writes.virtual_size != base.virtual_size or \
             writes.cluster_size < base.cluster_size or \
             (writes.format_specific or {}).get('data', {}).get(
@@ -99,7 +102,7 @@ def merge_precopied(disk, instance):
     os.replace(precopied, disk)
     LOG.info('Merged what the guest wrote during the pre-copy into %s',
              disk, instance=instance)
-    return True
+    return base
 
 
 def repoint_overlays(instance, disk_info_json):
@@ -117,8 +120,8 @@ def repoint_overlays(instance, disk_info_json):
         disk = os.path.join(inst_dir, os.path.basename(info['path']))
         if not os.path.exists(disk):
             continue  # not moved (swap): Nova recreates it
-        merge_precopied(disk, instance)
         current = images.qemu_img_info(disk, format='qcow2')
+        current = merge_precopied(disk, instance, current) or current
         if not current.backing_file:
             continue  # arrived standalone (ephemeral)
         name = os.path.basename(current.backing_file or '')

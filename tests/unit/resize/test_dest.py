@@ -58,8 +58,9 @@ def _arrived(tmp_path, writes_cluster='64k', precopied_opts=(),
 def test_writes_are_merged_into_the_precopied_disk(tmp_path):
     disk, precopied = _arrived(tmp_path)
 
-    assert resize_dest.merge_precopied(str(disk), INSTANCE)
+    merged = resize_dest.merge_precopied(str(disk), INSTANCE)
 
+    assert merged.backing_file == SOURCE_BASE
     assert not precopied.exists()
     info = _info(disk)
     assert info['backing-filename'] == SOURCE_BASE
@@ -76,7 +77,7 @@ def test_an_overlay_of_anything_else_is_left_alone(tmp_path):
          '-b', SOURCE_BASE, str(disk), '1G')
     before = disk.read_bytes()
 
-    assert not resize_dest.merge_precopied(str(disk), INSTANCE)
+    assert resize_dest.merge_precopied(str(disk), INSTANCE) is None
     assert disk.read_bytes() == before
 
 
