@@ -11,6 +11,7 @@
 Nothing here starts or stops a service (that is ``realhost.cloud``).
 """
 
+import configparser
 import json
 import os
 import re
@@ -113,6 +114,12 @@ class Host:
 
     def log(self, name):
         return os.path.join(self.dir, 'logs', name + '.log')
+
+    def option(self, section, name):
+        """An option of this host's own compute.conf, as written."""
+        conf = configparser.ConfigParser(interpolation=None, strict=False)
+        conf.read(os.path.join(self.dir, 'compute.conf'))
+        return conf.get(section, name)
 
     def path(self, *parts):
         """A path under this host's instances path, as the host sees it."""
