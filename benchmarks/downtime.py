@@ -469,8 +469,20 @@ def one_case(run, link, path, overlay_mib, writes_mib, sshd):
     return row
 
 
-def run_link(run, link, case_list, paths):
-    """Every case on ``link``, the destination's daemons on its far side."""
+def _median_run(rows):
+    """The run of median downtime (the lower one of an even count), with
+    every run's downtime beside it."""
+    ordered = sorted(rows, key=lambda r: r['downtime_s'])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen['runs'] = len(rows)
+    chosen['downtime_s_runs'] = [r['downtime_s'] for r in rows]
+    return chosen
+
+
+def run_link(run, link, case_list, paths, runs=1):
+    """Every case on ``link``, the destination's daemons on its far side;
+    each case ``runs`` times, the paths taking turns, its median run
+    kept."""
     workdir = os.path.join(run.work, 'rsyncd-' + link.name)
     os.makedirs(workdir)
     run.port = rsyncd.free_port()
@@ -485,13 +497,16 @@ def run_link(run, link, case_list, paths):
             sshd = NovaSshd(run.work, link, run.paths['src-host'],
                             run.paths['dst-host'])
         for overlay_mib, writes_mib in case_list:
-            for path in paths:
-                row = one_case(run, link, path, overlay_mib, writes_mib,
-                               sshd)
-                print(f'downtime {link.name} {path} overlay {overlay_mib} '
-                      f'writes {writes_mib}: {row["downtime_s"]:.2f} s',
-                      flush=True)
-                rows.append(row)
+            done = {path: [] for path in paths}
+            for _ in range(runs):
+                for path in paths:
+                    row = one_case(run, link, path, overlay_mib,
+                                   writes_mib, sshd)
+                    print(f'downtime {link.name} {path} overlay '
+                          f'{overlay_mib} writes {writes_mib}: '
+                          f'{row["downtime_s"]:.2f} s', flush=True)
+                    done[path].append(row)
+            rows += [_median_run(done[path]) for path in paths]
     finally:
         if sshd:
             sshd.stop()
@@ -499,9 +514,10 @@ def run_link(run, link, case_list, paths):
     return rows
 
 
-def run_all(link_names, quick, link_factory, paths=PATHS):
+def run_all(link_names, quick, link_factory, paths=PATHS, runs=1):
     """The downtime rows of every case on every link of ``link_names``
-    (``link_factory(name)``: a links.Link context manager)."""
+    (``link_factory(name)``: a links.Link context manager), each the
+    median of ``runs``."""
     rows = []
     with tempfile.TemporaryDirectory(prefix='novaext-downtime-',
                                      dir='/var/tmp') as work:
@@ -509,7 +525,7 @@ def run_all(link_names, quick, link_factory, paths=PATHS):
         run.warm_destination()
         for name in link_names:
             with link_factory(name) as link:
-                rows += run_link(run, link, cases(quick), paths)
+                rows += run_link(run, link, cases(quick), paths, runs)
     return rows
 
 
@@ -523,7 +539,9 @@ RATIOS = [('downtime', 'nova34', 'novaext-precopy', 'downtime_s'),
 
 
 def print_rows(rows):
-    print(f'\nresize downtime, one run each ({os.cpu_count()} cores)')
+    runs = sorted({r.get('runs', 1) for r in rows})
+    print(f'\nresize downtime, median of {"/".join(map(str, runs))} '
+          f'run(s) per case ({os.cpu_count()} cores)')
     print(f'{"link":>8} {"path":>15} {"ovl MiB":>7} {"wr MiB":>6} '
           f'{"down s":>7} {"shut s":>6} {"xfer s":>6} {"dest s":>6} '
           f'{"sent MiB":>8} {"pre s":>6} {"pre MiB":>7}')

@@ -323,6 +323,10 @@ def main():
     parser.add_argument('--downtime-links', metavar='LINKS',
                         help='links of the downtime case (default: '
                              '--links; with --quick, 1gbit)')
+    parser.add_argument('--downtime-runs', type=int, default=1,
+                        metavar='N', help='runs of each downtime case, the '
+                        'median kept (the guest\'s own shutdown varies by '
+                        'a second under TCG)')
     parser.add_argument('--downtime-paths', default='novaext,'
                         'novaext-precopy,nova34',
                         help='paths of the downtime case, comma-separated')
@@ -357,7 +361,7 @@ def main():
         downtime_rows = downtime.run_all(
             names, args.quick, lambda name: links.Link(
                 name, *(LINKS[name] or ())),
-            paths=args.downtime_paths.split(','))
+            paths=args.downtime_paths.split(','), runs=args.downtime_runs)
     rows = []
     if not args.downtime_only:
         rows = disk_move(args, cases)
