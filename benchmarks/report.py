@@ -98,14 +98,15 @@ def downtime_part(results, rows):
     table = _table(
         ['link', 'path', 'overlay MiB', 'guest writes MiB', 'downtime s',
          'shutdown s', 'transfer in downtime s', 'destination s',
-         'sent in downtime MiB', 'pre-copy s', 'pre-copied MiB'],
+         'sent in downtime MiB', 'pre-copy s', 'pre-copied MiB', 'runs'],
         [(r['link'], r['path'], r['overlay_mib'], r['guest_writes_mib'],
           f'{r["downtime_s"]:.2f}', f'{r["shutdown_s"]:.2f}',
           f'{r["transfer_in_downtime_s"]:.2f}', f'{r["dest_prep_s"]:.2f}',
           f'{r["bytes_sent"] / MiB:.1f}',
           f'{r["precopy_s"]:.2f}' if 'precopy_s' in r else '-',
           f'{r["precopy_bytes_sent"] / MiB:.1f}'
-          if 'precopy_bytes_sent' in r else '-')
+          if 'precopy_bytes_sent' in r else '-',
+          _runs(r))
          for r in rows])
     plots = []
     for link in sorted({r['link'] for r in rows}):
@@ -127,8 +128,18 @@ def downtime_part(results, rows):
         'the guest\'s shutdown, the transfer after it and the '
         'destination\'s finish_migration until the guest runs. '
         'novaext-precopy pushes the overlay before the shutdown (pre-copy '
-        'columns, not downtime) and only the changes after it.',
+        'columns, not downtime) and only what the guest wrote since. '
+        'A case run more than once shows its median run (runs: each '
+        'run\'s downtime).',
         table, ' '.join(plots)])
+
+
+def _runs(row):
+    """'1', or 'N (d1, d2, ... s)' for a case run N times."""
+    if row.get('runs', 1) == 1:
+        return '1'
+    return (f'{row["runs"]} ('
+            + ', '.join(f'{d:.2f}' for d in row['downtime_s_runs']) + ' s)')
 
 
 def resize_section(results, data):
