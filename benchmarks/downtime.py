@@ -435,9 +435,9 @@ def one_case(run, link, path, overlay_mib, writes_mib, sshd):
             row['writes_wait_s'] = clock.started - clock.entered
 
     with run.host('dst-host', path) as dst:
-        moved = guest.resizing(guest.new_instance(dst, run.ids, root_gb=NEW_GB,
-                                             instance_uuid=uuid),
-                          OLD_GB, NEW_GB)
+        moved = guest.resizing(
+            guest.new_instance(dst, run.ids, root_gb=NEW_GB,
+                               instance_uuid=uuid), OLD_GB, NEW_GB)
         dst.downloads.clear()
         started = time.perf_counter()
         dst.driver.finish_migration(

@@ -25,6 +25,28 @@ def _refuse(image_id, reason):
     return exception.ImageUnacceptable(image_id=image_id, reason=reason)
 
 
+def qcow2_problem(path, allowed_failures=ALLOWED_FAILURES):
+    """Why oslo's format inspector does not find ``path`` a safe qcow2:
+    not a qcow2, unreadable, or a safety check failing that is not in
+    ``allowed_failures``; None when it is one."""
+    try:
+        inspector = format_inspector.detect_file_format(path)
+    except format_inspector.ImageFormatError as e:
+        return f'unreadable image: {e}'
+    if inspector is None or str(inspector) != 'qcow2':
+        return f'image content is {inspector} but disk_format is qcow2'
+    try:
+        inspector.safety_check()
+    except format_inspector.SafetyCheckFailed as e:
+        unexpected = set(e.failures) - set(allowed_failures)
+        if unexpected:
+            return 'image fails safety checks: ' + ', '.join(
+                sorted(unexpected))
+    except format_inspector.ImageFormatError as e:
+        return f'image cannot be safety checked: {e}'
+    return None
+
+
 def check_delta_snapshot(path, image_id, disk_format, base_sha1):
     """Check the delta snapshot file at ``path``; raise if it is unsafe.
 
@@ -35,23 +57,9 @@ def check_delta_snapshot(path, image_id, disk_format, base_sha1):
     if disk_format != 'qcow2':
         raise _refuse(image_id, f'delta snapshot must be qcow2, not '
                                 f'{disk_format!r}')
-    try:
-        inspector = format_inspector.detect_file_format(path)
-    except format_inspector.ImageFormatError as e:
-        raise _refuse(image_id, f'unreadable image: {e}') from e
-    if inspector is None or str(inspector) != 'qcow2':
-        raise _refuse(image_id, f'image content is {inspector} but '
-                                f'disk_format is qcow2')
-    try:
-        inspector.safety_check()
-    except format_inspector.SafetyCheckFailed as e:
-        unexpected = set(e.failures) - ALLOWED_FAILURES
-        if unexpected:
-            raise _refuse(image_id, 'image fails safety checks: ' +
-                          ', '.join(sorted(unexpected))) from e
-    except format_inspector.ImageFormatError as e:
-        raise _refuse(image_id,
-                      f'image cannot be safety checked: {e}') from e
+    problem = qcow2_problem(path)
+    if problem is not None:
+        raise _refuse(image_id, problem)
 
     info = images.qemu_img_info(path, format='qcow2')
     data_file = (info.format_specific or {}).get('data', {}).get(

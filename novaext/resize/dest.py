@@ -26,11 +26,11 @@ from nova.virt.libvirt import utils as libvirt_utils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
-from oslo_utils.imageutils import format_inspector
 
 from novaext import qemu_img
 from novaext.imagebackend import base_entry
 from novaext.imagebackend import base_names
+from novaext.imagebackend import image_safety
 from novaext.resize import redirect
 
 CONF = cfg.CONF
@@ -55,19 +55,10 @@ def _backing_format(local_base, recorded):
 def _check_qcow2(path):
     """Refuse ``path`` unless oslo's format inspector finds a qcow2 whose
     only failed safety check is its backing file."""
-    try:
-        inspector = format_inspector.detect_file_format(path)
-        if str(inspector) != 'qcow2':
-            raise format_inspector.ImageFormatError(f'{inspector}, not qcow2')
-        try:
-            inspector.safety_check()
-        except format_inspector.SafetyCheckFailed as e:
-            if set(e.failures) - {'backing_file'}:
-                raise
-    except (format_inspector.ImageFormatError,
-            format_inspector.SafetyCheckFailed) as e:
+    problem = image_safety.qcow2_problem(path)
+    if problem is not None:
         raise exception.InvalidDiskInfo(
-            reason=f'{path} is no safe qcow2: {e}') from e
+            reason=f'{path} is no safe qcow2: {problem}')
 
 
 def merge_precopied(disk, instance, info=None):

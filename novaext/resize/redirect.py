@@ -28,7 +28,6 @@ wrote is saved before and written back after either ending.
 """
 
 import os
-import time
 
 from nova import exception
 from nova.virt.images import qemu_img_info
@@ -95,7 +94,8 @@ class RedirectedWrites:
             libvirt's or qemu-img's error when the snapshot cannot be
             taken (nothing is left behind)
         """
-        devs = {d.source_path: d.target_dev for d in guest.get_all_disks()
+        all_disks = guest.get_all_disks()
+        devs = {d.source_path: d.target_dev for d in all_disks
                 if d.source_type == 'file'}
         missing = [p for p in paths if p not in devs]
         if missing:
@@ -103,7 +103,7 @@ class RedirectedWrites:
         disks = {devs[p]: p for p in paths}
         conf = vconfig.LibvirtConfigGuestSnapshot()
         conf.name = 'novaext-precopy'
-        for dev in guest.get_all_disks():
+        for dev in all_disks:
             snap = vconfig.LibvirtConfigGuestSnapshotDisk()
             snap.name = dev.target_dev
             if dev.target_dev in disks:
@@ -154,9 +154,8 @@ class RedirectedWrites:
                 nova_internals.start_active_commit(
                     self.guest, dev, path, _writes_path(path))
                 live.BlockJobWaiter(block, path, 0, _Quiet()).wait()
+                # Synchronous: returns once the guest is on its disk.
                 block.abort_job(pivot=True)
-                while block.get_job_info() is not None:
-                    time.sleep(0.05)
         except Exception as e:
             raise self._failed(str(e)) from e
         self._definition.restore()

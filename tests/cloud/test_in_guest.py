@@ -15,6 +15,7 @@ import time
 import pytest
 
 from realhost import guest
+from realhost.cloud import services
 from tests.cloud import checks
 
 DATA = '/root/novaext-data'
@@ -25,10 +26,13 @@ MiB = 1024 ** 2
 
 @pytest.fixture(scope='module')
 def tcg_cloud(cloud):
+    guest_profile = services.PROFILES['guest']
+    wanted = (guest_profile.virt_type,
+              str(guest_profile.disable_deep_image_inspection).lower())
     found = {(h.option('libvirt', 'virt_type'),
               h.option('workarounds', 'disable_deep_image_inspection'))
              for h in cloud.hosts.values()}
-    if found != {('qemu', 'true')}:
+    if found != {wanted}:
         pytest.skip(f'IN-GUEST CLOUD TESTS SKIPPED: the cloud runs '
                     f'(virt_type, inspection off) {sorted(found)}; they need '
                     f'NOVAEXT_CLOUD_PROFILE=guest scripts/cloud up '

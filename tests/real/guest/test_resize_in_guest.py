@@ -73,9 +73,9 @@ class TwoHosts:
         """finish_migration on the destination; return (instance, agent)
         with the guest's agent answering (agent None when not powered
         on)."""
-        moved = guest.resizing(guest.new_instance(dst, ids, root_gb=new_gb,
-                                             instance_uuid=uuid),
-                          old_gb, new_gb)
+        moved = guest.resizing(
+            guest.new_instance(dst, ids, root_gb=new_gb, instance_uuid=uuid),
+            old_gb, new_gb)
         dst.driver.finish_migration(
             dst.context, self.migration, moved, disk_info, [],
             dst.image_meta(ids['image_id']), True, {}, None, power_on)
@@ -111,8 +111,9 @@ def test_resize_reverted_then_confirmed_keeps_data_in_guest(
         dst.destroy(moved)
 
     with hosts.host('src-host') as src:
-        back = guest.resizing(guest.new_instance(src, ids, root_gb=1,
-                                            instance_uuid=uuid), 1, 2)
+        back = guest.resizing(
+            guest.new_instance(src, ids, root_gb=1, instance_uuid=uuid),
+            1, 2)
         src.driver.finish_revert_migration(src.context, back, [],
                                            hosts.migration)
         agent = guest.Agent(src.domain(back))
