@@ -53,9 +53,12 @@ preparation, finish_migration until it returns with the domain running.
 downtime = shutdown + transfer + destination preparation; switching the
 host fixtures between calls is not counted, nor is the pre-copy
 (everything in migrate_disk_and_power_off before the shutdown request,
-reported as precopy_s).
+reported as precopy_s). The pre-copy's catch-up pass runs after the
+first shutdown request, inside the shutdown time: what of it outlasts
+the guest's own shutdown is downtime there.
 Bytes: novaext's from its novaext.progress records (resize.push .end,
-bytes_sent by pass: single or final after power-off, precopy before);
+bytes_sent by pass: single or final after power-off, precopy before,
+catchup during the shutdown);
 Nova's what the ssh clients started after power-off said they sent. After
 each case the moved guest's agent answers on the destination and the
 known file (and the guest-written one) has the sha256 it had on the
@@ -428,6 +431,7 @@ def one_case(run, link, path, overlay_mib, writes_mib, sshd):
             row['bytes_sent'] = progress.sent(('single', 'final'))
         if path == 'novaext-precopy':
             row['precopy_bytes_sent'] = progress.sent(('precopy',))
+            row['catchup_bytes_sent'] = progress.sent(('catchup',))
             row['precopy_s'] = clock.entered - started
             if not row['precopy_bytes_sent']:
                 raise RuntimeError('novaext-precopy: no pre-copy pass')
@@ -544,16 +548,18 @@ def print_rows(rows):
           f'run(s) per case ({os.cpu_count()} cores)')
     print(f'{"link":>8} {"path":>15} {"ovl MiB":>7} {"wr MiB":>6} '
           f'{"down s":>7} {"shut s":>6} {"xfer s":>6} {"dest s":>6} '
-          f'{"sent MiB":>8} {"pre s":>6} {"pre MiB":>7}')
+          f'{"sent MiB":>8} {"pre s":>6} {"pre MiB":>7} {"c-up MiB":>8}')
     for r in rows:
         pre_s = f'{r["precopy_s"]:.2f}' if 'precopy_s' in r else '-'
         pre_mib = (f'{r["precopy_bytes_sent"] / MiB:.1f}'
                    if 'precopy_bytes_sent' in r else '-')
+        catch_mib = (f'{r["catchup_bytes_sent"] / MiB:.1f}'
+                     if 'catchup_bytes_sent' in r else '-')
         print(f'{r["link"]:>8} {r["path"]:>15} {r["overlay_mib"]:>7} '
               f'{r["guest_writes_mib"]:>6} {r["downtime_s"]:>7.2f} '
               f'{r["shutdown_s"]:>6.2f} {r["transfer_in_downtime_s"]:>6.2f} '
               f'{r["dest_prep_s"]:>6.2f} {r["bytes_sent"] / MiB:>8.1f} '
-              f'{pre_s:>6} {pre_mib:>7}')
+              f'{pre_s:>6} {pre_mib:>7} {catch_mib:>8}')
     by_case = {}
     for r in rows:
         by_case.setdefault((r['link'], r['overlay_mib'],

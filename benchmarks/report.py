@@ -98,7 +98,8 @@ def downtime_part(results, rows):
     table = _table(
         ['link', 'path', 'overlay MiB', 'guest writes MiB', 'downtime s',
          'shutdown s', 'transfer in downtime s', 'destination s',
-         'sent in downtime MiB', 'pre-copy s', 'pre-copied MiB', 'runs'],
+         'sent in downtime MiB', 'pre-copy s', 'pre-copied MiB',
+         'catch-up MiB', 'runs'],
         [(r['link'], r['path'], r['overlay_mib'], r['guest_writes_mib'],
           f'{r["downtime_s"]:.2f}', f'{r["shutdown_s"]:.2f}',
           f'{r["transfer_in_downtime_s"]:.2f}', f'{r["dest_prep_s"]:.2f}',
@@ -106,6 +107,8 @@ def downtime_part(results, rows):
           f'{r["precopy_s"]:.2f}' if 'precopy_s' in r else '-',
           f'{r["precopy_bytes_sent"] / MiB:.1f}'
           if 'precopy_bytes_sent' in r else '-',
+          f'{r["catchup_bytes_sent"] / MiB:.1f}'
+          if 'catchup_bytes_sent' in r else '-',
           _runs(r))
          for r in rows])
     plots = []

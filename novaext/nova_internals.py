@@ -214,14 +214,16 @@ def guest_block_capacity(guest, target_dev):
 
 def start_active_commit(guest, target_dev, base, top):
     """Start merging ``top``, the layer ``guest`` writes to on disk
-    ``target_dev``, into ``base``, the layer right below it and never
-    further down (virDomainBlockCommit, active and shallow); the job
-    then waits for a pivot. Nova's BlockDevice.commit starts no active
-    commit."""
+    ``target_dev``, and the layers below it down to ``base``, into
+    ``base`` (virDomainBlockCommit, active); the job then waits for a
+    pivot. ``base`` is a path, never None: libvirt would take that for
+    the bottom of the chain, the image base. Nova's BlockDevice.commit
+    starts no active commit."""
+    if base is None:
+        raise ValueError('an active commit needs an explicit base')
     # Nova's own libvirt module: the real one, or Nova's fake in tests.
     from nova.virt.libvirt import driver as libvirt_driver
     libvirt = libvirt_driver.libvirt
     guest._domain.blockCommit(
         target_dev, base, top, 0,
-        flags=(libvirt.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE |
-               libvirt.VIR_DOMAIN_BLOCK_COMMIT_SHALLOW))
+        flags=libvirt.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE)

@@ -12,10 +12,11 @@ notifications through Nova's own notifier:
   ``snapshot`` or ``base.pull``;
 - payload: ``instance_uuid``, ``operation``, the operation's own keys
   (resize.push: ``target``, ``file``, ``pass``: ``single``, or
-  ``precopy`` then ``final`` for a pre-copied overlay; snapshot:
+  ``precopy``, ``catchup`` (while the guest shuts down; not always) then
+  ``final`` for a pre-copied overlay; snapshot:
   ``image_id``; base.pull: ``base``, ``source``), and on .progress events
-  ``phase`` (resize.push: ``push``, ``precopy`` or ``final``; snapshot:
-  ``block-copy``, ``extract``, ``upload``; base.pull: ``pull``),
+  ``phase`` (resize.push: ``push``, ``precopy``, ``catchup`` or ``final``;
+  snapshot: ``block-copy``, ``extract``, ``upload``; base.pull: ``pull``),
   ``bytes_done`` (int), ``bytes_total`` (int, or
   null when unknown), ``percent`` (float 0-100 with one decimal, or null
   when unknown); every event has ``seconds`` (float, since .start); .end

@@ -64,12 +64,16 @@ def create_overlay(path, backing_name, cluster_size):
         '-b', backing_name, '-o', f'cluster_size={cluster_size}', path)
 
 
-def commit(top):
-    """Write what qcow2 ``top`` holds into its backing file (``commit
-    -d``: ``top`` is left as it was), under Nova's disk I/O semaphore."""
+def commit(top, base=None):
+    """Write what qcow2 ``top`` holds into its backing file, or with
+    ``base`` (a file of its backing chain) what ``top`` and the layers
+    between them hold into ``base`` (``commit -d``: ``top`` is left as it
+    was), under Nova's disk I/O semaphore."""
+    cmd = ['qemu-img', 'commit', '-q', '-d', '-f', 'qcow2']
+    if base is not None:
+        cmd += ['-b', base]
     with compute_utils.disk_ops_semaphore:
-        processutils.execute('qemu-img', 'commit', '-q', '-d', '-f',
-                             'qcow2', top)
+        processutils.execute(*cmd, top)
 
 
 def commit_into(top, base):

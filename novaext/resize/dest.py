@@ -12,10 +12,12 @@ image's bytes on every host. An ephemeral or swap base
 host and differs between hosts, so an overlay of one is never re-pointed
 (the source sends ephemeral disks standalone; see transfer_plan).
 
-A pre-copied overlay arrives in two files (resize.redirect): the disk as
-it was when the pre-copy began, ``<disk>.novaext-precopy``, and what the
-guest wrote since, as ``<disk>``, backed by the first. The writes are
-committed into the pre-copied file, which then takes the disk's name.
+A pre-copied overlay arrives in two or three files (resize.redirect): the
+disk as it was when the pre-copy began, ``<disk>.novaext-precopy``; when
+the catch-up pass ran, what the guest wrote during pass 1,
+``<disk>.novaext-catchup``; and what it wrote last, as ``<disk>``, backed
+by the one before. The writes are committed into the pre-copied file in
+that order, and it then takes the disk's name.
 """
 
 import os
@@ -61,38 +63,65 @@ def _check_qcow2(path):
             reason=f'{path} is no safe qcow2: {problem}')
 
 
+def _writes_chain(disk, writes):
+    """The files of writes to commit, oldest first, when ``disk`` (whose
+    qemu-img info is ``writes``) arrived as the last writes of a
+    pre-copy; else None."""
+    name = os.path.basename(disk)
+    if writes.backing_file == redirect.precopied_name(name):
+        return [disk]
+    if writes.backing_file == redirect.caught_up_name(name):
+        return [os.path.join(os.path.dirname(disk), writes.backing_file),
+                disk]
+    return None
+
+
 def merge_precopied(disk, instance, info=None):
     """If ``disk`` arrived as the writes over a pre-copied file (it names
-    ``<disk>.novaext-precopy`` as its backing file), commit it into that
-    file, which becomes ``disk``.
+    ``<disk>.novaext-precopy`` or ``<disk>.novaext-catchup`` as its
+    backing file), commit the writes into that pre-copied file, which
+    becomes ``disk``.
 
     :param info: qemu-img's info of ``disk`` when the caller has it
     :returns: qemu-img's info of the merged ``disk``, or None when
         ``disk`` is no such writes file (it is left as it is)
-    :raises: InvalidDiskInfo when either file is not a safe qcow2 or they
-        do not fit (sizes; the writes' clusters must cover whole clusters
-        of the pre-copied file, which is opened without its backing file)
+    :raises: InvalidDiskInfo when a file is missing or not a safe qcow2,
+        or the files do not fit (sizes; the writes' clusters must cover
+        whole clusters of the pre-copied file, which is opened without
+        its backing file)
     """
     writes = info or images.qemu_img_info(disk, format='qcow2')
-    name = redirect.precopied_name(os.path.basename(disk))
-    if writes.backing_file != name:
+    chain = _writes_chain(disk, writes)
+    if chain is None:
         return None
-    precopied = os.path.join(os.path.dirname(disk), name)
-    _check_qcow2(disk)
-    _check_qcow2(precopied)
+    precopied = os.path.join(os.path.dirname(disk), redirect.precopied_name(
+        os.path.basename(disk)))
+    for path in [precopied] + chain:
+        if not os.path.exists(path):
+            raise exception.InvalidDiskInfo(
+                reason=f'{disk} is the last part of a pre-copy, but '
+                       f'{path} did not arrive')
+        _check_qcow2(path)
     base = images.qemu_img_info(precopied, format='qcow2')
-    if writes.virtual_size != base.virtual_size or \
-            writes.cluster_size < base.cluster_size or \
-            (writes.format_specific or {}).get('data', {}).get(
-                'extended-l2'):
-        raise exception.InvalidDiskInfo(
-            reason=f'{disk} ({writes.virtual_size} bytes, clusters of '
-                   f'{writes.cluster_size}) cannot be merged into '
-                   f'{precopied} ({base.virtual_size}, {base.cluster_size})')
-    qemu_img.commit_into(disk, precopied)
+    for path in chain:
+        layer = writes if path == disk else images.qemu_img_info(
+            path, format='qcow2')
+        if layer.virtual_size != base.virtual_size or \
+                layer.cluster_size < base.cluster_size or \
+                (layer.format_specific or {}).get('data', {}).get(
+                    'extended-l2'):
+            raise exception.InvalidDiskInfo(
+                reason=f'{path} ({layer.virtual_size} bytes, clusters of '
+                       f'{layer.cluster_size}) cannot be merged into '
+                       f'{precopied} ({base.virtual_size}, '
+                       f'{base.cluster_size})')
+    for path in chain:
+        qemu_img.commit_into(path, precopied)
     os.replace(precopied, disk)
-    LOG.info('Merged what the guest wrote during the pre-copy into %s',
-             disk, instance=instance)
+    for path in chain[:-1]:
+        os.unlink(path)
+    LOG.info('Merged what the guest wrote during the pre-copy into %s '
+             '(%d layer(s))', disk, len(chain), instance=instance)
     return base
 
 

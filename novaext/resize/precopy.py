@@ -4,8 +4,9 @@ A resize or cold migration's downtime is the guest's shutdown, the copy,
 and the destination's start. The pre-copy ([novaext]resize_precopy) takes
 most of the copy out of it: a qcow2 root overlay large enough to matter
 is pushed to the destination while the guest runs and writes elsewhere
-(pass 1, ``precopy``; resize.redirect), and after power-off only what the
-guest wrote since is sent (pass 2, ``final``).
+(pass 1, ``precopy``; resize.redirect). What the guest wrote during pass 1
+is sent while it shuts down (``catchup``), and after power-off only what
+it wrote since (``final``).
 
 Only overlays qualify: raw disks move sparse and whole; ephemeral
 overlays are converted to standalone copies after power-off; the rest is
@@ -23,8 +24,10 @@ from novaext.resize.plan import Action
 # (novaext.resize.push events: the ``pass`` key and the phase).
 SINGLE = 'single'
 PRECOPY = 'precopy'
+CATCHUP = 'catchup'
 FINAL = 'final'
-PHASE_OF_PASS = {SINGLE: 'push', PRECOPY: 'precopy', FINAL: 'final'}
+PHASE_OF_PASS = {SINGLE: 'push', PRECOPY: 'precopy', CATCHUP: 'catchup',
+                 FINAL: 'final'}
 
 
 def allocated_bytes(path):

@@ -23,7 +23,15 @@ It then ends one of two ways:
   overlay (its backing file is no image base) rather than booting
   without the writes.
 
-The snapshot rewrites the domain's persistent definition; the one Nova
+Before power-off, ``catch_up`` may redirect the writes once more, to
+``<d>.novaext-last-writes`` over the writes file: the writes of pass 1
+then no longer change and are pushed while the guest shuts down (as
+``<d>.novaext-catchup``), and after power-off only what the guest wrote
+during its shutdown is left to send. The last writes then name
+``<d>.novaext-catchup`` as their backing file, and the destination
+commits both, in order.
+
+The snapshots rewrite the domain's persistent definition; the one Nova
 wrote is saved before and written back after either ending.
 """
 
@@ -41,7 +49,9 @@ from novaext.snapshot import live
 LOG = logging.getLogger(__name__)
 
 WRITES_SUFFIX = '.novaext-writes'
+LAST_WRITES_SUFFIX = '.novaext-last-writes'
 PRECOPIED_SUFFIX = '.novaext-precopy'
+CAUGHT_UP_SUFFIX = '.novaext-catchup'
 
 
 def writes_name(disk_name):
@@ -52,6 +62,12 @@ def writes_name(disk_name):
 def precopied_name(disk_name):
     """The name pass 1 gives ``disk_name`` on the destination."""
     return disk_name + PRECOPIED_SUFFIX
+
+
+def caught_up_name(disk_name):
+    """The name the catch-up pass gives the writes of pass 1 to
+    ``disk_name`` on the destination."""
+    return disk_name + CAUGHT_UP_SUFFIX
 
 
 class RedirectFailed(exception.NovaException):
@@ -76,14 +92,19 @@ def _unlink_quietly(path):
 
 class RedirectedWrites:
     """The writes of ``guest`` to ``disks`` (target dev -> disk path),
-    redirected to their writes files; see the module docstring."""
+    redirected to their writes files; see the module docstring.
+    ``all_devs``: the target devs of all the guest's disks."""
 
-    def __init__(self, nova, instance, guest, disks, definition):
+    def __init__(self, nova, instance, guest, disks, all_devs, definition):
         self.nova = nova
         self.instance = instance
         self.guest = guest
         self.disks = disks
+        self.all_devs = all_devs
         self._definition = definition
+        # The files each disk's writes went to, oldest first; the guest
+        # writes to the last.
+        self._layers = [WRITES_SUFFIX]
 
     @classmethod
     def start(cls, nova, instance, guest, paths):
@@ -101,40 +122,36 @@ class RedirectedWrites:
         if missing:
             raise ValueError(f'not file disks of the guest: {missing}')
         disks = {devs[p]: p for p in paths}
-        conf = vconfig.LibvirtConfigGuestSnapshot()
-        conf.name = 'novaext-precopy'
-        for dev in all_disks:
-            snap = vconfig.LibvirtConfigGuestSnapshotDisk()
-            snap.name = dev.target_dev
-            if dev.target_dev in disks:
-                snap.snapshot = 'external'
-                snap.source_type = 'file'
-                snap.source_path = _writes_path(disks[dev.target_dev])
-            else:
-                snap.snapshot = 'no'
-            conf.add_disk(snap)
-
+        all_devs = [d.target_dev for d in all_disks]
         definition = live.KeptDefinition(nova, guest)
         definition.save()
-        created = []
         try:
-            for path in disks.values():
-                cluster = qemu_img_info(path, format='qcow2').cluster_size
-                qemu_img.create_overlay(_writes_path(path),
-                                        os.path.basename(path), cluster)
-                created.append(_writes_path(path))
-            guest.snapshot(conf, no_metadata=True, disk_only=True,
-                           reuse_ext=True)
+            _snapshot(guest, instance, disks, all_devs, '', WRITES_SUFFIX)
         except Exception:
-            for path in created:
-                _unlink_quietly(path)
             definition.restore()
             raise
-        LOG.info('Writes to %(disks)s now go to their %(suffix)s files '
-                 'for the pre-copy', {'disks': sorted(disks.values()),
-                                      'suffix': WRITES_SUFFIX},
-                 instance=instance)
-        return cls(nova, instance, guest, disks, definition)
+        return cls(nova, instance, guest, disks, all_devs, definition)
+
+    def catch_up(self):
+        """Redirect the running guest's writes once more (module
+        docstring), so that the writes files stop changing.
+
+        :returns: {disk name: name of its writes file}, the files to push
+            as caught_up_name while the guest shuts down
+        :raises: libvirt's or qemu-img's error (nothing changed)
+        """
+        if len(self._layers) > 1:
+            raise RuntimeError('the writes were caught up already')
+        _snapshot(self.guest, self.instance, self.disks, self.all_devs,
+                  WRITES_SUFFIX, LAST_WRITES_SUFFIX)
+        self._layers.append(LAST_WRITES_SUFFIX)
+        return {os.path.basename(p): writes_name(os.path.basename(p))
+                for p in self.disks.values()}
+
+    def last_writes_name(self, disk_name):
+        """The file holding what the guest wrote to ``disk_name`` last:
+        what is pushed as the disk after power-off."""
+        return disk_name + self._layers[-1]
 
     def _failed(self, reason):
         return RedirectFailed(instance=self.instance.uuid,
@@ -142,8 +159,8 @@ class RedirectedWrites:
                               reason=reason, suffix=WRITES_SUFFIX)
 
     def merge_live(self):
-        """Commit each writes file into its disk while the guest runs and
-        pivot the guest back to its disks; remove the writes files.
+        """Commit the writes files into their disks while the guest runs
+        and pivot the guest back to its disks; remove the writes files.
 
         :raises: RedirectFailed (the guest keeps running on the writes
             files, whose data is not lost)
@@ -152,44 +169,78 @@ class RedirectedWrites:
             for dev, path in self.disks.items():
                 block = self.guest.get_block_device(dev)
                 nova_internals.start_active_commit(
-                    self.guest, dev, path, _writes_path(path))
+                    self.guest, dev, path, path + self._layers[-1])
                 live.BlockJobWaiter(block, path, 0, _Quiet()).wait()
                 # Synchronous: returns once the guest is on its disk.
                 block.abort_job(pivot=True)
         except Exception as e:
             raise self._failed(str(e)) from e
         self._definition.restore()
-        for path in self.disks.values():
-            _unlink_quietly(_writes_path(path))
+        self.remove(None)
 
     def merge_after_power_off(self):
-        """Commit each writes file into its disk (the guest is off), put
-        Nova's definition back, and point each writes file at the name
-        its disk has on the destination.
+        """Commit the writes files into their disks (the guest is off),
+        put Nova's definition back, and point each disk's last writes at
+        the name of the layer below them on the destination.
 
         :raises: RedirectFailed (the definition still names the writes
             files, so the guest boots with its data)
         """
+        caught_up = len(self._layers) > 1
         try:
             for path in self.disks.values():
-                qemu_img.commit(_writes_path(path))
+                qemu_img.commit(path + self._layers[-1],
+                                base=path if caught_up else None)
         except Exception as e:
             raise self._failed(str(e)) from e
         self._definition.restore()
+        below = caught_up_name if caught_up else precopied_name
         for path in self.disks.values():
-            qemu_img.rebase_unsafe(
-                _writes_path(path), precopied_name(os.path.basename(path)),
-                'qcow2')
+            qemu_img.rebase_unsafe(path + self._layers[-1],
+                                   below(os.path.basename(path)), 'qcow2')
 
     def remove(self, directory):
-        """Remove the writes files from ``directory`` (the instance's, or
-        ``<dir>_resize`` after the rename); only after
-        merge_after_power_off, when the disks hold the writes."""
+        """Remove the writes files from ``directory`` (None: the disks'
+        own, or ``<dir>_resize`` after the rename); only once the disks
+        hold the writes."""
         for path in self.disks.values():
-            _unlink_quietly(os.path.join(
-                directory, writes_name(os.path.basename(path))))
+            if directory is not None:
+                path = os.path.join(directory, os.path.basename(path))
+            for suffix in self._layers:
+                _unlink_quietly(path + suffix)
 
 
-def _writes_path(path):
-    return path + WRITES_SUFFIX
-
+def _snapshot(guest, instance, disks, devs, below, suffix):
+    """One disk-only snapshot of ``guest``: the writes to each of
+    ``disks`` (target dev -> path) go to ``<path><suffix>``, a new qcow2
+    over ``<path><below>``; ``devs``: all the guest's target devs.
+    Nothing is left behind when it fails."""
+    conf = vconfig.LibvirtConfigGuestSnapshot()
+    conf.name = 'novaext-precopy'
+    for dev in devs:
+        snap = vconfig.LibvirtConfigGuestSnapshotDisk()
+        snap.name = dev
+        if dev in disks:
+            snap.snapshot = 'external'
+            snap.source_type = 'file'
+            snap.source_path = disks[dev] + suffix
+        else:
+            snap.snapshot = 'no'
+        conf.add_disk(snap)
+    created = []
+    try:
+        for path in disks.values():
+            cluster = qemu_img_info(path + below,
+                                    format='qcow2').cluster_size
+            qemu_img.create_overlay(
+                path + suffix, os.path.basename(path + below), cluster)
+            created.append(path + suffix)
+        guest.snapshot(conf, no_metadata=True, disk_only=True,
+                       reuse_ext=True)
+    except Exception:
+        for path in created:
+            _unlink_quietly(path)
+        raise
+    LOG.info('Writes to %(disks)s now go to their %(suffix)s files for '
+             'the pre-copy', {'disks': sorted(disks.values()),
+                              'suffix': suffix}, instance=instance)

@@ -9,6 +9,10 @@ every POLL_INTERVAL seconds; then it hands over to Nova's own power_off,
 which finds the guest shut down at its first look and destroys the domain
 as always. A guest still running after ``timeout`` is destroyed at once,
 which is what Nova does after its own wait.
+
+``while_stopping`` is work that overlaps the guest's shutdown (the
+pre-copy's catch-up pass): it runs once, right after the first request,
+and its time counts against ``timeout``.
 """
 
 import time
@@ -25,14 +29,16 @@ SHUTDOWN_STATES = (power_state.SHUTDOWN, power_state.CRASHED)
 
 
 def power_off_for_move(nova, instance, timeout, retry_interval,
-                       clock=time.monotonic, sleep=time.sleep):
+                       clock=time.monotonic, sleep=time.sleep,
+                       while_stopping=None):
     """Shut ``instance``'s guest down cleanly within ``timeout`` seconds
     (0: not at all), then Nova's power_off; returns when the domain is
     destroyed. ``nova``: NovaInternals."""
     if not timeout:
         nova.power_off(instance, timeout, retry_interval)
     elif wait_for_clean_shutdown(nova.host, instance, timeout,
-                                 retry_interval, clock, sleep):
+                                 retry_interval, clock, sleep,
+                                 while_stopping):
         nova.power_off(instance, timeout, retry_interval)
     else:
         LOG.warning('Instance did not shut down in %d seconds; destroying '
@@ -41,15 +47,19 @@ def power_off_for_move(nova, instance, timeout, retry_interval,
 
 
 def wait_for_clean_shutdown(host, instance, timeout, retry_interval,
-                            clock=time.monotonic, sleep=time.sleep):
+                            clock=time.monotonic, sleep=time.sleep,
+                            while_stopping=None):
     """Ask the guest to shut down and wait for it; True when it has (or
     its domain is gone), False after ``timeout`` seconds. ``host``: Nova's
-    libvirt Host."""
+    libvirt Host; ``while_stopping``: called once after the first request
+    (not when the guest was stopped already)."""
     guest = _guest(host, instance)
     if guest is None or guest.get_power_state(host) in SHUTDOWN_STATES:
         return True
-    _ask(guest, instance)
     started = clock()
+    _ask(guest, instance)
+    if while_stopping is not None:
+        while_stopping()
     next_ask = started + retry_interval if retry_interval else None
     while True:
         sleep(POLL_INTERVAL)

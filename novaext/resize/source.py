@@ -118,6 +118,7 @@ def _precopy_or_refuse(nova, instance, mover, planned):
     except Exception as e:
         raise exception.InstanceFaultRollback(exception.ResizeError(
             reason=f'cannot pre-copy: {e}')) from e
+    mover.redirected = redirected
     try:
         for path in wanted:
             mover.precopy(os.path.basename(path))
@@ -130,13 +131,33 @@ def _precopy_or_refuse(nova, instance, mover, planned):
     return redirected
 
 
-def _power_off(nova, instance, redirected, timeout, retry_interval):
+def _start_catch_up(redirected, mover, instance):
+    """Freeze what the guest wrote during pass 1 (RedirectedWrites
+    .catch_up) and return the push of it, to run while the guest shuts
+    down; None when it cannot be frozen (it then moves after power-off,
+    as the last writes do)."""
+    try:
+        mover.catch_up_pending.update(redirected.catch_up())
+    except Exception as e:
+        LOG.warning('No catch-up pass (%s): what the guest wrote during '
+                    'the pre-copy moves after power-off', e,
+                    instance=instance)
+        return None
+    return mover.push_caught_up
+
+
+def _power_off(nova, instance, redirected, mover, timeout, retry_interval):
     """Shut the guest down for the move, and merge what it wrote during
-    the pre-copy into its disks. A failed power-off leaves the guest's
-    writes merged the way its state allows."""
+    the pre-copy into its disks. A clean shutdown (``timeout``) overlaps
+    the catch-up pass. A failed power-off leaves the guest's writes
+    merged the way its state allows."""
+    while_stopping = None
+    if redirected is not None and timeout:
+        while_stopping = _start_catch_up(redirected, mover, instance)
     try:
         resize_shutdown.power_off_for_move(nova, instance, timeout,
-                                           retry_interval)
+                                           retry_interval,
+                                           while_stopping=while_stopping)
     except Exception:
         with excutils.save_and_reraise_exception():
             if redirected is not None:
@@ -165,8 +186,13 @@ class _Mover:
         self.dir_name = os.path.basename(inst_base)
         self.sent = 0
         self.precopy_sent = 0
+        self.catch_up_sent = 0
         self.files = 0
         self.precopied = set()
+        self.redirected = None
+        # disk name -> its frozen writes file, until the catch-up pass
+        # has pushed it
+        self.catch_up_pending = {}
 
     def _on_execute(self, process):
         self.nova.job_tracker.add_job(self.instance, process.pid)
@@ -190,9 +216,17 @@ class _Mover:
                 self.sent += self._push(standalone, name, True,
                                         precopy.SINGLE)
         elif name in self.precopied:
-            # What the guest wrote since pass 1, over the pre-copied file.
+            if name in self.catch_up_pending:
+                # Not pushed while the guest shut down: now, before the
+                # last writes that name it as their backing file.
+                self.sent += self._push(
+                    os.path.join(self.inst_base_resize,
+                                 self.catch_up_pending.pop(name)),
+                    name, False, precopy.CATCHUP,
+                    remote_name=redirect.caught_up_name(name))
+            # What the guest wrote last, over the layer pushed before.
             writes = os.path.join(self.inst_base_resize,
-                                  redirect.writes_name(name))
+                                  self.redirected.last_writes_name(name))
             self.sent += self._push(writes, name, sparse, precopy.FINAL)
         else:
             self.sent += self._push(src, name, sparse, precopy.SINGLE)
@@ -206,6 +240,25 @@ class _Mover:
             os.path.join(self.inst_base, name), name, False,
             precopy.PRECOPY, remote_name=redirect.precopied_name(name))
         self.precopied.add(name)
+
+    def push_caught_up(self):
+        """The catch-up pass, while the guest shuts down: each frozen
+        writes file of pass 1, from the instance's directory, as
+        ``caught_up_name``. A push that fails leaves the rest to ``move``
+        after power-off, where a failure fails the resize."""
+        for name, writes in sorted(self.catch_up_pending.items()):
+            try:
+                self.catch_up_sent += self._push(
+                    os.path.join(self.inst_base, writes), name, False,
+                    precopy.CATCHUP,
+                    remote_name=redirect.caught_up_name(name))
+            except Exception as e:
+                LOG.warning('Catch-up pass of %(disk)s failed (%(err)s); '
+                            'it moves after power-off',
+                            {'disk': name, 'err': e},
+                            instance=self.instance)
+                return
+            del self.catch_up_pending[name]
 
     def _push(self, src, name, sparse, push_pass, remote_name=None):
         with novaext_progress.Progress(
@@ -280,7 +333,8 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
             nova.instance_disk_info(instance, block_device_info))
         if not shared:
             redirected = _precopy_or_refuse(nova, instance, mover, planned)
-        _power_off(nova, instance, redirected, timeout, retry_interval)
+        _power_off(nova, instance, redirected, mover, timeout,
+                   retry_interval)
     except Exception:
         with excutils.save_and_reraise_exception():
             if not shared:
@@ -304,10 +358,11 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
             mover.move('disk.info', Action.PUSH_WHOLE_SPARSE)
         mover.move_vtpm_state()
         LOG.info('Moved %(n)d file(s) of %(inst)s to %(dest)s, %(sent)d '
-                 'bytes sent after power-off, %(pre)d before (pre-copy)',
+                 'bytes sent after power-off, %(pre)d before (pre-copy), '
+                 '%(catch)d while it shut down (catch-up)',
                  {'n': mover.files, 'inst': instance.uuid, 'dest': dest,
-                  'sent': mover.sent, 'pre': mover.precopy_sent},
-                 instance=instance)
+                  'sent': mover.sent, 'pre': mover.precopy_sent,
+                  'catch': mover.catch_up_sent}, instance=instance)
     except Exception:
         with excutils.save_and_reraise_exception():
             nova.roll_back_move(dest, inst_base, inst_base_resize, shared)

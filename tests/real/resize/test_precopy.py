@@ -144,6 +144,67 @@ def test_precopy_with_guest_writing_arrives_with_every_write(
     real_host.destroy(instance)
 
 
+def test_catch_up_pass_during_shutdown_leaves_only_the_last_writes(
+        real_host, daemon, tiny_image, caplog, monkeypatch):
+    """With a clean shutdown (timeout): the writes of pass 1 are frozen by
+    a second snapshot and pushed while the guest is asked to stop (this
+    guest has no OS: it is destroyed after the timeout, as Nova does);
+    after power-off only what the guest wrote since the second snapshot
+    moves. Merged on the destination, the disk reads as the source's."""
+    instance, dom = _running_guest_to_precopy(real_host, daemon, tiny_image)
+    writer = _WritingGuest(dom)
+    monkeypatch.setattr(resize_source._Mover, 'precopy',
+                        writer.wrap(resize_source._Mover.precopy))
+    last = [('0xe1', 300), ('0xe2', 301)]  # past the writer's offsets
+    push_caught_up = resize_source._Mover.push_caught_up
+
+    def push_caught_up_while_writing(mover):
+        # After the second snapshot: these land in the last writes.
+        snapshots.guest_write(dom, last[0][0], f'{last[0][1]}M', '1M')
+        push_caught_up(mover)
+        snapshots.guest_write(dom, last[1][0], f'{last[1][1]}M', '1M')
+    monkeypatch.setattr(resize_source._Mover, 'push_caught_up',
+                        push_caught_up_while_writing)
+    caplog.set_level('INFO', logger='novaext.progress')
+    flavor = instance.flavor.obj_clone()
+    flavor.root_gb += 1
+
+    real_host.driver.migrate_disk_and_power_off(
+        real_host.context, instance, '127.0.0.1', flavor, [], timeout=3,
+        retry_interval=1)
+
+    pushes = _pushes(caplog)
+    assert [(p, e) for p, e, _ in pushes if e != 'progress'] == [
+        ('precopy', 'start'), ('precopy', 'end'),
+        ('catchup', 'start'), ('catchup', 'end'),
+        ('final', 'start'), ('final', 'end')]
+    _, catch_up_sent, final_sent = [payload['bytes_sent']
+                                    for _, e, payload in pushes
+                                    if e == 'end']
+    pass_1 = len({offset for _, offset in
+                  writer.during + writer.after}) * MiB
+    assert pass_1 <= catch_up_sent < pass_1 + 1 * MiB
+    assert 2 * MiB <= final_sent < 3 * MiB, final_sent
+    inst_resize = real_host.instance_dir(instance) + '_resize'
+    source = os.path.join(inst_resize, 'disk')
+    dest_dir = daemon['instances'] / instance.uuid
+    dest = str(dest_dir / 'disk')
+    assert not [n for n in os.listdir(inst_resize) if 'writes' in n]
+    assert harness.qemu_img_info(dest)['backing-filename'] == \
+        'disk.novaext-catchup'
+    assert resize_dest.merge_precopied(dest, instance)
+    assert not [p for p in dest_dir.iterdir() if 'novaext' in p.name]
+    assert snapshots.identical(source, dest)[0]
+    for pattern, offset in last:
+        images.qemu_io(dest, 'qcow2', f'read -P {pattern} {offset}M 1M',
+                       force_share=True)
+    print(f'catch-up {catch_up_sent / MiB:.1f} MiB for {pass_1 / MiB:.0f} '
+          f'MiB written in pass 1; after power-off {final_sent / MiB:.2f} '
+          f'MiB')
+    os.rename(os.path.dirname(source), real_host.instance_dir(instance))
+    real_host.destroy(instance)
+
+
 def _kill_daemon_and_its_children(pid):
     """The daemon started by the fixture and the connection it forked."""
     with open(f'/proc/{pid}/task/{pid}/children') as f:
@@ -197,4 +258,47 @@ def test_failed_precopy_puts_the_guest_back_on_its_disk(
                        force_share=True)
     snapshots.guest_write(dom, '0x77', '300M', '1M')
     images.qemu_io(disk, 'qcow2', 'read -P 0x77 300M 1M', force_share=True)
+    real_host.destroy(instance)
+
+
+def test_failed_power_off_after_catch_up_puts_the_guest_back_on_its_disk(
+        real_host, daemon, tiny_image, monkeypatch):
+    """The power-off fails after the catch-up pass, the guest still
+    running on two layers of writes: one active commit takes both back
+    into its disk, every write in it, and no writes file is left."""
+    instance, dom = _running_guest_to_precopy(real_host, daemon, tiny_image)
+    writer = _WritingGuest(dom)
+    monkeypatch.setattr(resize_source._Mover, 'precopy',
+                        writer.wrap(resize_source._Mover.precopy))
+
+    def power_off_that_fails(nova, inst, timeout, retry_interval,
+                             while_stopping=None):
+        snapshots.guest_write(dom, '0xe3', '302M', '1M')
+        while_stopping()
+        snapshots.guest_write(dom, '0xe4', '303M', '1M')
+        raise RuntimeError('libvirt went away')
+    monkeypatch.setattr(resize_source.resize_shutdown, 'power_off_for_move',
+                        power_off_that_fails)
+    flavor = instance.flavor.obj_clone()
+    flavor.root_gb += 1
+
+    with pytest.raises(RuntimeError, match='libvirt went away'):
+        real_host.driver.migrate_disk_and_power_off(
+            real_host.context, instance, '127.0.0.1', flavor, [], timeout=3,
+            retry_interval=1)
+
+    assert dom.isActive()
+    inst_dir = real_host.instance_dir(instance)
+    disk = os.path.join(inst_dir, 'disk')
+    assert not [n for n in os.listdir(inst_dir) if 'writes' in n]
+    for flags in (0, libvirt.VIR_DOMAIN_XML_INACTIVE):
+        sources = ElementTree.fromstring(dom.XMLDesc(flags)).findall(
+            './devices/disk/source')
+        assert disk in [s.get('file') for s in sources], flags
+    expected = {offset: hex(0x10 + n % 0xe0)
+                for n, offset in writer.during + writer.after}
+    expected.update({302: '0xe3', 303: '0xe4'})
+    for offset, pattern in expected.items():
+        images.qemu_io(disk, 'qcow2', f'read -P {pattern} {offset}M 1M',
+                       force_share=True)
     real_host.destroy(instance)

@@ -4,6 +4,7 @@ disk, which takes the disk's name; files that do not fit are refused
 with nothing changed."""
 
 import json
+import os
 import subprocess
 import types
 
@@ -97,6 +98,53 @@ def test_writes_that_do_not_fit_are_refused_unchanged(tmp_path, case,
     before = {p: p.read_bytes() for p in (disk, precopied)}
 
     with pytest.raises(exception.InvalidDiskInfo, match=reason):
+        resize_dest.merge_precopied(str(disk), INSTANCE)
+
+    assert {p: p.read_bytes() for p in (disk, precopied)} == before
+
+
+def _arrived_with_catch_up(tmp_path):
+    """As _arrived, with the catch-up pass: ``disk.novaext-catchup`` (the
+    writes of pass 1; its header still names the source's ``disk``) and
+    ``disk``, the last writes over it, both overwriting what is below."""
+    disk, precopied = _arrived(tmp_path)
+    caught_up = tmp_path / 'disk.novaext-catchup'
+    os.rename(disk, caught_up)
+    _run('qemu-img', 'rebase', '-q', '-u', '-f', 'qcow2', '-F', 'qcow2',
+         '-b', 'disk', str(caught_up))
+    _run('qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-u',
+         '-b', 'disk.novaext-catchup', str(disk), '1G')
+    spec = {'driver': 'qcow2', 'file': {'driver': 'file',
+                                        'filename': str(disk)},
+            'backing': None}
+    _qemu_io('json:' + json.dumps(spec), 'write -P 0xd4 2M 3M')
+    return disk, caught_up, precopied
+
+
+def test_caught_up_writes_and_then_the_last_ones_are_merged_in_order(
+        tmp_path):
+    disk, caught_up, precopied = _arrived_with_catch_up(tmp_path)
+
+    merged = resize_dest.merge_precopied(str(disk), INSTANCE)
+
+    assert merged.backing_file == SOURCE_BASE
+    assert not precopied.exists() and not caught_up.exists()
+    assert _info(disk)['backing-filename'] == SOURCE_BASE
+    spec = {'driver': 'qcow2', 'backing': None,
+            'file': {'driver': 'file', 'filename': str(disk)}}
+    _qemu_io('json:' + json.dumps(spec), 'read -P 0xa1 0 1M')
+    _qemu_io('json:' + json.dumps(spec), 'read -P 0xb2 1M 1M')
+    _qemu_io('json:' + json.dumps(spec), 'read -P 0xd4 2M 3M')
+
+
+def test_last_writes_without_their_caught_up_layer_are_refused_unchanged(
+        tmp_path):
+    disk, caught_up, precopied = _arrived_with_catch_up(tmp_path)
+    caught_up.unlink()
+    before = {p: p.read_bytes() for p in (disk, precopied)}
+
+    with pytest.raises(exception.InvalidDiskInfo,
+                       match='disk.novaext-catchup did not arrive'):
         resize_dest.merge_precopied(str(disk), INSTANCE)
 
     assert {p: p.read_bytes() for p in (disk, precopied)} == before

@@ -112,7 +112,7 @@ def test_merge_after_power_off_commits_restores_then_repoints(world):
 
     redirected.merge_after_power_off()
 
-    world.qemu_img.commit.assert_called_once_with(world.writes)
+    world.qemu_img.commit.assert_called_once_with(world.writes, base=None)
     world.nova.host.write_instance_config.assert_called_once_with(
         '<domain>nova</domain>')
     world.qemu_img.rebase_unsafe.assert_called_once_with(
@@ -129,3 +129,60 @@ def test_failed_commit_after_power_off_leaves_the_definition_on_the_writes(
 
     world.nova.host.write_instance_config.assert_not_called()
     world.qemu_img.rebase_unsafe.assert_not_called()
+
+
+def test_catch_up_redirects_again_over_the_writes_file(world):
+    redirected = _start(world)
+
+    assert redirected.catch_up() == {'disk': 'disk.novaext-writes'}
+
+    last = world.root + '.novaext-last-writes'
+    world.qemu_img.create_overlay.assert_called_with(
+        last, 'disk.novaext-writes', 65536)
+    (conf,), _ = world.guest.snapshot.call_args
+    disks = {d.get('name'): d for d in
+             ElementTree.fromstring(conf.to_xml()).iter('disk')}
+    assert disks['vda'].find('source').get('file') == last
+    assert disks['vdb'].get('snapshot') == 'no'
+    assert redirected.last_writes_name('disk') == 'disk.novaext-last-writes'
+
+
+def test_refused_catch_up_changes_nothing(world, tmp_path):
+    redirected = _start(world)
+    world.guest.snapshot.side_effect = RuntimeError('domain is not running')
+
+    with pytest.raises(RuntimeError):
+        redirected.catch_up()
+
+    assert not (tmp_path / 'disk.novaext-last-writes').exists()
+    assert redirected.last_writes_name('disk') == 'disk.novaext-writes'
+    redirected.merge_after_power_off()
+    world.qemu_img.commit.assert_called_once_with(world.writes, base=None)
+
+
+def test_caught_up_merge_after_power_off_commits_both_layers(world):
+    redirected = _start(world)
+    redirected.catch_up()
+
+    redirected.merge_after_power_off()
+
+    last = world.root + '.novaext-last-writes'
+    world.qemu_img.commit.assert_called_once_with(last, base=world.root)
+    world.qemu_img.rebase_unsafe.assert_called_once_with(
+        last, 'disk.novaext-catchup', 'qcow2')
+
+
+def test_caught_up_merge_live_commits_both_layers_and_removes_them(
+        world, tmp_path):
+    redirected = _start(world)
+    redirected.catch_up()
+    block = world.guest.get_block_device.return_value
+    block.get_job_info.side_effect = [
+        types.SimpleNamespace(cur=5, end=5), None]
+    block.is_job_complete.return_value = True
+
+    redirected.merge_live()
+
+    world.active_commit.assert_called_once_with(
+        world.guest, 'vda', world.root, world.root + '.novaext-last-writes')
+    assert not [p for p in tmp_path.iterdir() if 'writes' in p.name]

@@ -138,3 +138,33 @@ def test_a_refused_request_is_not_an_error():
     _power_off(nova, clock, timeout=3, retry_interval=1)
     assert len(guest.asked_at) == 3
     nova.power_off.assert_called_once_with('inst', 0, 0)
+
+
+def test_work_while_stopping_runs_once_after_the_first_request():
+    clock = Clock()
+    guest = Guest(clock, stops_after=2.0)
+    nova = _nova(guest)
+    calls = []
+
+    def work():
+        calls.append((len(guest.asked_at), clock()))
+        clock.sleep(0.5)
+
+    shutdown.power_off_for_move(nova, 'inst', 60, 10, clock=clock,
+                                sleep=clock.sleep, while_stopping=work)
+
+    assert calls == [(1, 100.0)]
+    assert guest.asked_at == [100.0]
+    nova.power_off.assert_called_once_with('inst', 60, 10)
+
+
+def test_no_work_while_stopping_for_a_guest_already_stopped():
+    clock = Clock()
+    guest = Guest(clock, stops_after=0)
+    guest.stops_at = clock()
+    work = mock.Mock()
+
+    shutdown.power_off_for_move(_nova(guest), 'inst', 60, 10, clock=clock,
+                                sleep=clock.sleep, while_stopping=work)
+
+    work.assert_not_called()

@@ -17,6 +17,7 @@ from unittest import mock
 import pytest
 from nova import exception
 from nova import objects
+from nova.compute import power_state
 from nova.virt.libvirt import instancejobtracker
 from nova.virt.libvirt import utils as libvirt_utils
 from oslo_config import cfg
@@ -325,6 +326,7 @@ class FakeRedirect:
         self.events = events
         self.inst_dir = inst_dir
         self.fail = set()
+        self.caught_up = False
 
     def start(self, nova, instance, guest, paths):
         self.events.append(('redirect', sorted(map(os.path.basename,
@@ -333,6 +335,18 @@ class FakeRedirect:
             raise RuntimeError('snapshot refused')
         return self
 
+    def catch_up(self):
+        self.events.append('catch up')
+        if 'catch up' in self.fail:
+            raise RuntimeError('domain is not running')
+        (self.inst_dir / 'disk.novaext-writes').write_bytes(b'pass 1')
+        self.caught_up = True
+        return {'disk': 'disk.novaext-writes'}
+
+    def last_writes_name(self, disk_name):
+        return disk_name + ('.novaext-last-writes' if self.caught_up
+                            else '.novaext-writes')
+
     def merge_live(self):
         self.events.append('merge live')
 
@@ -340,12 +354,14 @@ class FakeRedirect:
         self.events.append('merge after power off')
         if 'merge' in self.fail:
             raise RuntimeError('no space left on device')
-        (self.inst_dir / 'disk.novaext-writes').write_bytes(b'writes')
+        (self.inst_dir / self.last_writes_name('disk')).write_bytes(
+            b'writes')
 
     def remove(self, directory):
-        path = os.path.join(directory, 'disk.novaext-writes')
-        if os.path.exists(path):
-            os.unlink(path)
+        for name in ('disk.novaext-writes', 'disk.novaext-last-writes'):
+            path = os.path.join(directory, name)
+            if os.path.exists(path):
+                os.unlink(path)
 
 
 @pytest.fixture
@@ -402,6 +418,80 @@ def test_precopy_reports_its_two_passes_apart(host, redirected, caplog):
               r.args.get('file') == 'disk.config' and
               r.args['event'] == 'progress']
     assert config == [('single', 'push')]
+
+
+def _migrate_shutting_down_cleanly(host):
+    """_migrate with a clean shutdown (Nova's default timeout): the guest
+    stops at its first look after the request."""
+    guest = host.drv._host.get_guest.return_value
+    guest.is_active.return_value = True
+    states = iter([power_state.RUNNING])
+    guest.get_power_state.side_effect = \
+        lambda h: next(states, power_state.SHUTDOWN)
+    guest.shutdown.side_effect = lambda: host.events.append('shutdown')
+    return resize_source.migrate_disk_and_power_off(
+        NovaInternals(host.drv), 'ctx', host.instance, 'dest',
+        objects.Flavor(root_gb=2, ephemeral_gb=1, swap=64), [],
+        timeout=60, retry_interval=10)
+
+
+def test_catch_up_pass_sends_pass_1_writes_while_the_guest_shuts_down(
+        host, redirected):
+    _migrate_shutting_down_cleanly(host)
+
+    events = _without_disk_info(host.events)
+    assert events[:8] == [
+        ('redirect', ['disk']), ('push', 'disk.novaext-precopy'),
+        'catch up', 'shutdown', ('push', 'disk.novaext-catchup'),
+        'power off', 'merge after power off', ('push', 'disk')]
+    pushed = host.client.pushed
+    caught_up = pushed[(UUID, 'disk.novaext-catchup')]
+    assert caught_up['src'] == str(host.inst_dir / 'disk.novaext-writes')
+    assert caught_up['data'] == b'pass 1'
+    last = pushed[(UUID, 'disk')]
+    assert last['src'] == os.path.join(str(host.inst_dir) + '_resize',
+                                       'disk.novaext-last-writes')
+    assert last['data'] == b'writes'
+    resized = str(host.inst_dir) + '_resize'
+    assert not [n for n in os.listdir(resized) if 'writes' in n]
+
+
+def test_failed_catch_up_push_sends_pass_1_writes_after_power_off(
+        host, redirected):
+    failures = iter([True])
+    host.client.fail_on = lambda components, src: \
+        components[-1] == 'disk.novaext-catchup' and next(failures, False)
+
+    _migrate_shutting_down_cleanly(host)
+
+    events = _without_disk_info(host.events)
+    assert events[2:8] == [
+        'catch up', 'shutdown', 'power off', 'merge after power off',
+        ('push', 'disk.novaext-catchup'), ('push', 'disk')]
+    caught_up = host.client.pushed[(UUID, 'disk.novaext-catchup')]
+    assert caught_up['src'] == os.path.join(str(host.inst_dir) + '_resize',
+                                            'disk.novaext-writes')
+
+
+def test_refused_catch_up_leaves_pass_1_writes_to_after_power_off(
+        host, redirected):
+    redirected.fail.add('catch up')
+
+    _migrate_shutting_down_cleanly(host)
+
+    events = _without_disk_info(host.events)
+    assert events[2:7] == ['catch up', 'shutdown', 'power off',
+                           'merge after power off', ('push', 'disk')]
+    assert host.client.pushed[(UUID, 'disk')]['src'].endswith(
+        '_resize/disk.novaext-writes')
+    assert (UUID, 'disk.novaext-catchup') not in host.client.pushed
+
+
+def test_no_catch_up_without_a_clean_shutdown(host, redirected):
+    _migrate(host)  # timeout 0: Nova destroys the guest at once
+
+    assert 'catch up' not in host.events
+    assert (UUID, 'disk.novaext-catchup') not in host.client.pushed
 
 
 def test_small_overlay_is_not_precopied(host, redirected):
