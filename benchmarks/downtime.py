@@ -473,13 +473,18 @@ def one_case(run, link, path, overlay_mib, writes_mib, sshd):
     return row
 
 
+RUN_PARTS = ('downtime_s', 'shutdown_s', 'transfer_in_downtime_s',
+             'dest_prep_s')
+
+
 def _median_run(rows):
     """The run of median downtime (the lower one of an even count), with
-    every run's downtime beside it."""
+    every run's downtime, and its parts, beside it."""
     ordered = sorted(rows, key=lambda r: r['downtime_s'])
     chosen = dict(ordered[(len(ordered) - 1) // 2])
     chosen['runs'] = len(rows)
-    chosen['downtime_s_runs'] = [r['downtime_s'] for r in rows]
+    for key in RUN_PARTS:
+        chosen[key + '_runs'] = [r[key] for r in rows]
     return chosen
 
 
@@ -508,7 +513,11 @@ def run_link(run, link, case_list, paths, runs=1):
                                    writes_mib, sshd)
                     print(f'downtime {link.name} {path} overlay '
                           f'{overlay_mib} writes {writes_mib}: '
-                          f'{row["downtime_s"]:.2f} s', flush=True)
+                          f'{row["downtime_s"]:.2f} s (shutdown '
+                          f'{row["shutdown_s"]:.2f}, transfer '
+                          f'{row["transfer_in_downtime_s"]:.2f}, '
+                          f'destination {row["dest_prep_s"]:.2f})',
+                          flush=True)
                     done[path].append(row)
             rows += [_median_run(done[path]) for path in paths]
     finally:

@@ -122,10 +122,12 @@ def test_block_live_migration_keeps_data_in_guest(
 
 def test_resize_with_precopy_keeps_data_in_guest(
         tcg_cloud, guest_flavors, guest_image, servers, notifications):
-    """An overlay above the pre-copy threshold (128 MiB) moves in two
-    passes while nova-compute resizes the running guest; the guest on the
-    other host reads its data back, sees its 2 GiB disk, grows its file
-    system online, and the confirm leaves nothing on the source."""
+    """An overlay above the pre-copy threshold (128 MiB) moves while
+    nova-compute resizes the running guest: pass 1 while it runs, the
+    catch-up pass while it shuts down (Nova's clean shutdown), the last
+    writes after power-off. The guest on the other host reads its data
+    back, sees its 2 GiB disk, grows its file system online, and the
+    confirm leaves nothing on the source."""
     source = tcg_cloud.hosts['compute1']
     dest = tcg_cloud.hosts['compute2']
     server = servers.boot(guest_image.id, guest_flavors['novaext-guest'],
@@ -147,11 +149,12 @@ def test_resize_with_precopy_keeps_data_in_guest(
                               since=since, file='disk', **{'pass': 'final'})
     sent = {e['payload']['pass']: e['payload']['bytes_sent'] for e in ends
             if e['payload']['file'] == 'disk'}
-    assert set(sent) == {'precopy', 'final'}, sent
-    # After power-off only what the guest wrote since pass 1 began.
+    assert set(sent) == {'precopy', 'catchup', 'final'}, sent
+    # After power-off only what the guest wrote during its shutdown.
     assert sent['final'] < 32 * MiB < overlay <= sent['precopy'] + MiB, sent
     print(f'overlay {overlay / MiB:.1f} MiB: pre-copy sent '
-          f'{sent["precopy"] / MiB:.1f} MiB, after power-off '
+          f'{sent["precopy"] / MiB:.1f} MiB, catch-up '
+          f'{sent["catchup"] / MiB:.2f} MiB, after power-off '
           f'{sent["final"] / MiB:.2f} MiB')
     agent = _agent(dest, server)
     assert agent.sha256(DATA) == written
