@@ -131,7 +131,9 @@ def downtime_part(results, rows):
         'the guest\'s shutdown, the transfer after it and the '
         'destination\'s finish_migration until the guest runs. '
         'novaext-precopy pushes the overlay before the shutdown (pre-copy '
-        'columns, not downtime) and only what the guest wrote since. '
+        'columns, not downtime), what the guest wrote meanwhile while it '
+        'shuts down (catch-up column, inside the shutdown time), and after '
+        'it only the rest. '
         'A case run more than once shows its median run (runs: each '
         'run\'s downtime).',
         table, ' '.join(plots)])
