@@ -43,6 +43,15 @@ def world(tmp_path):
             instance=types.SimpleNamespace(uuid='u-1'))
 
 
+def _commit_job_that_finishes(guest):
+    """The guest's block device, whose commit job is done at once."""
+    block = guest.get_block_device.return_value
+    block.get_job_info.side_effect = [
+        types.SimpleNamespace(cur=5, end=5), None]
+    block.is_job_complete.return_value = True
+    return block
+
+
 def _start(world):
     return redirect.RedirectedWrites.start(world.nova, world.instance,
                                            world.guest, [world.root])
@@ -81,10 +90,7 @@ def test_refused_snapshot_leaves_nothing_behind(world, tmp_path):
 def test_merge_live_commits_into_the_disk_pivots_and_cleans_up(world,
                                                                tmp_path):
     redirected = _start(world)
-    block = world.guest.get_block_device.return_value
-    block.get_job_info.side_effect = [
-        types.SimpleNamespace(cur=5, end=5), None]
-    block.is_job_complete.return_value = True
+    block = _commit_job_that_finishes(world.guest)
 
     redirected.merge_live()
 
@@ -176,13 +182,11 @@ def test_caught_up_merge_live_commits_both_layers_and_removes_them(
         world, tmp_path):
     redirected = _start(world)
     redirected.catch_up()
-    block = world.guest.get_block_device.return_value
-    block.get_job_info.side_effect = [
-        types.SimpleNamespace(cur=5, end=5), None]
-    block.is_job_complete.return_value = True
+    block = _commit_job_that_finishes(world.guest)
 
     redirected.merge_live()
 
     world.active_commit.assert_called_once_with(
         world.guest, 'vda', world.root, world.root + '.novaext-last-writes')
+    block.abort_job.assert_called_once_with(pivot=True)
     assert not [p for p in tmp_path.iterdir() if 'writes' in p.name]
