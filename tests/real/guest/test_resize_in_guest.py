@@ -120,7 +120,8 @@ def test_resize_reverted_then_confirmed_keeps_data_in_guest(
         agent.wait()
         assert agent.sha256(DATA) == written
         assert agent.block_size_bytes('vda') == 1 * GiB
-        # This move pre-copies the root overlay while the guest runs.
+        # This move pre-copies the root overlay while the guest runs, and
+        # what the guest wrote meanwhile while it shuts down (catch-up).
         src.conf_group('novaext', resize_precopy_min_mib=0)
         caplog.set_level('INFO', logger='novaext.progress')
         caplog.clear()
@@ -128,7 +129,7 @@ def test_resize_reverted_then_confirmed_keeps_data_in_guest(
         passes = [r.args['pass'] for r in caplog.records
                   if r.name == 'novaext.progress' and
                   r.args.get('file') == 'disk' and r.args['event'] == 'end']
-        assert passes == ['precopy', 'final']
+        assert passes == ['precopy', 'catchup', 'final']
 
     with hosts.host('dst-host') as dst:
         moved, agent = hosts.finish(dst, ids, uuid, disk_info, 1, 2)
