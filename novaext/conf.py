@@ -161,7 +161,7 @@ IMAGE_CACHE_OPTS = [
 
 RESIZE_OPTS = [
     cfg.BoolOpt(
-        'resize_precopy', default=True,
+        'resize_precopy', default=False,
         help='Resize and cold migration to another host: push a qcow2 '
              'root overlay of at least resize_precopy_min_mib to the '
              'destination while the guest still runs. Just before, a '
@@ -177,7 +177,13 @@ RESIZE_OPTS = [
              'back into its disk. Both hosts must run a novaext that '
              'knows this (an older destination refuses the disk rather '
              'than losing the writes). False: one push after power-off, '
-             'as before.'),
+             'as before. Off by default: while the pre-copy runs, the '
+             'guest\'s only copy of its recent writes is the '
+             '<disk>.novaext-writes layer, which Nova\'s own restart and '
+             'hard-reboot paths do not know (nova-compute killed or the '
+             'host crashing in that window loses those writes at the next '
+             'hard reboot). It stays off until the fault tier proves the '
+             'pre-copy safe at every instant.'),
     cfg.IntOpt(
         'resize_precopy_min_mib', default=128, min=0,
         help='Pre-copy (resize_precopy) only overlays that hold at least '

@@ -431,11 +431,13 @@ PROFILE_ENV = 'NOVAEXT_CLOUD_PROFILE'
 @dataclasses.dataclass(frozen=True)
 class Profile:
     """How the compute hosts run: ``virt_type`` (None: kvm where
-    /dev/kvm opens, else qemu) and Nova's
-    ``[workarounds]disable_deep_image_inspection``."""
+    /dev/kvm opens, else qemu), Nova's
+    ``[workarounds]disable_deep_image_inspection`` and novaext's
+    ``[novaext]resize_precopy``."""
 
     virt_type: str | None
     disable_deep_image_inspection: bool
+    resize_precopy: bool = False
 
 
 PROFILES = {
@@ -447,7 +449,8 @@ PROFILES = {
     # inspection reads the bzImage's boot signature as an MBR and refuses
     # it (spawn fetches the same kernel uninspected), so the guest could
     # not be block live migrated.
-    'guest': Profile('qemu', True),
+    # Pre-copy on (off by default): its in-guest resize test proves it.
+    'guest': Profile('qemu', True, resize_precopy=True),
 }
 
 
@@ -505,7 +508,8 @@ class ComputeHost:
             host_name=self.name, host_ip=self.ip, host_dir=self.dir,
             instances=INSTANCES, virt_type=kind,
             disable_deep_image_inspection=str(
-                chosen.disable_deep_image_inspection).lower())
+                chosen.disable_deep_image_inspection).lower(),
+            resize_precopy=str(chosen.resize_precopy).lower())
         subprocess.run(
             ['unshare', '--mount', '--uts', '--propagation', 'private',
              'bash', HOST_SCRIPT],

@@ -122,7 +122,8 @@ def test_resize_reverted_then_confirmed_keeps_data_in_guest(
         assert agent.block_size_bytes('vda') == 1 * GiB
         # This move pre-copies the root overlay while the guest runs, and
         # what the guest wrote meanwhile while it shuts down (catch-up).
-        src.conf_group('novaext', resize_precopy_min_mib=0)
+        src.conf_group('novaext', resize_precopy=True,
+                       resize_precopy_min_mib=0)
         caplog.set_level('INFO', logger='novaext.progress')
         caplog.clear()
         disk_info = hosts.resize_out(src, back, root_gb=2)
