@@ -35,6 +35,14 @@ SOCKET_OPTIONS = 'TCP_NODELAY'
 _PROGRESS = re.compile(rb'^\s*([0-9,]+)\s+([0-9]{1,3})%')
 
 
+# rsync dies with the nova-compute thread that runs it (util-linux's
+# setpriv sets PR_SET_PDEATHSIG, kept across its exec of rsync; same PID,
+# so Nova's job tracker still stops it): a nova-compute killed mid-push
+# leaves no orphan push that would write the destination's copy again
+# after the restart's recovery removed it.
+DIE_WITH_PARENT = ('setpriv', '--pdeathsig', 'KILL')
+
+
 def parse_progress(update):
     """``(bytes_done, percent)`` of one rsync progress2 update, or None."""
     match = _PROGRESS.match(update)
@@ -144,7 +152,8 @@ class RsyncDaemonClient:
             raise RsyncTransferError(
                 target=target,
                 reason=f'password file {self._password_file} is missing')
-        cmd = ('rsync', f'--password-file={self._password_file}',
+        cmd = (*DIE_WITH_PARENT, 'rsync',
+               f'--password-file={self._password_file}',
                *self._connection_args, *args)
         hooks = {k: v for k, v in (('on_execute', on_execute),
                                    ('on_completion', on_completion)) if v}
