@@ -58,6 +58,12 @@ PINNED_NAMES = (
                'call', 'resize: rollback of a failed move'),
     PinnedName(_DRIVER, '_remotefs', None, 'attribute',
                'resize: replaced by the rsync daemon channel'),
+    PinnedName('nova.compute.manager.ComputeVirtAPI', '_compute', None,
+               'attribute', 'resize recovery: the compute manager'),
+    PinnedName('nova.compute.manager.ComputeManager', '_revert_allocation',
+               ('context', 'instance', 'migration'), 'call',
+               'resize recovery: the source\'s allocation back to the '
+               'instance after a restart mid-move'),
     # snapshot
     PinnedName(_DRIVER, '_host', None, 'attribute',
                'snapshot: guests, power state, persistent definition'),
@@ -169,6 +175,13 @@ class NovaInternals:
     def remove_resize_dir(self, inst_base_resize):
         """Nova's removal of a ``<dir>_resize`` left by a failed move."""
         return self._driver._cleanup_failed_instance_base(inst_base_resize)
+
+    def revert_allocation(self, context, instance, migration):
+        """Nova's own swap of a migration's allocation (the old flavor on
+        the source) back to the instance, as its revert does; Nova's
+        restart after an interrupted move does not."""
+        return self._driver.virtapi._compute._revert_allocation(
+            context, instance, migration)
 
     def roll_back_move(self, dest, inst_base, inst_base_resize, shared):
         """Nova's rollback of a failed move: ``<dir>_resize`` back to

@@ -6,6 +6,7 @@ behaviour not overridden here is Nova's own.
 
 import functools
 
+from nova.compute import task_states
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -16,6 +17,7 @@ from novaext.imagebackend import base_from_host
 from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
 from novaext.resize import dest as resize_dest
+from novaext.resize import recovery as resize_recovery
 from novaext.resize import source as resize_source
 from novaext.rsync import remotefs as daemon_remotefs
 from novaext.snapshot import run as ext_snapshot
@@ -80,6 +82,24 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
             image_meta, resize_instance, allocations,
             block_device_info=block_device_info, power_on=power_on,
             share_info=share_info)
+
+    def finish_revert_migration(self, context, instance, network_info,
+                                migration, block_device_info=None,
+                                power_on=True, share_info=None):
+        """Nova's revert; for a move nova-compute did not finish (Nova's
+        restart hands it back in RESIZE_MIGRATING), novaext's recovery
+        first (resize.recovery): the guest's writes back in its disks,
+        the partial copy gone, the allocation back, and a guest still
+        running left running."""
+        nova_revert = functools.partial(
+            super().finish_revert_migration, context, instance,
+            network_info, migration, block_device_info=block_device_info,
+            power_on=power_on, share_info=share_info)
+        if instance.task_state != task_states.RESIZE_MIGRATING:
+            return nova_revert()
+        resize_recovery.revert_interrupted_move(
+            nova_internals.NovaInternals(self), context, instance,
+            migration, nova_revert)
 
     def snapshot(self, context, instance, image_id, update_task_state):
         """Live or cold snapshot, full or delta upload (novaext.snapshot.run)

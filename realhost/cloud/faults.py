@@ -1,0 +1,190 @@
+"""Faults put into a running cloud's compute host, the way an operator
+meets them, and the restarts that recover from them.
+
+Every process touched here is one the cloud recorded by PID (its
+nova-compute, its rsync daemon) or a guest's QEMU whose PID libvirt
+recorded in the host's /run/libvirt; nothing is found by name. A process
+started again runs inside the host's mount and UTS namespaces (entered
+through its libvirtd, which lives as long as the host), with the argv and
+environment the stopped one had, so it is the same service with the
+same configuration, as a service manager would restart it.
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+from realhost.cloud import processes
+
+NOVA_COMPUTE_UP = 'Final resource view'
+
+
+def _argv_env(pid):
+    with open(f'/proc/{pid}/cmdline', 'rb') as f:
+        argv = [a.decode() for a in f.read().split(b'\0') if a]
+    with open(f'/proc/{pid}/environ', 'rb') as f:
+        env = dict(item.decode().split('=', 1)
+                   for item in f.read().split(b'\0') if b'=' in item)
+    return argv, env
+
+
+# The extra config files of start_nova_compute are named so.
+FAULT_CONFIG_PREFIX = 'novaext-faults-'
+
+
+def _without_fault_configs(argv):
+    """``argv`` without the --config-file pairs a fault test added."""
+    kept = []
+    for arg in argv:
+        if kept and kept[-1] == '--config-file' and \
+                os.path.basename(arg).startswith(FAULT_CONFIG_PREFIX):
+            kept.pop()
+            continue
+        kept.append(arg)
+    return kept
+
+
+def _wait_gone(pid, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f'/proc/{pid}/stat') as f:
+                if f.read().rsplit(')', 1)[1].split()[0] == 'Z':
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f'process {pid} still alive after {timeout} s')
+
+
+class HostFaults:
+    """The faults of one compute host (a realhost.cloud.access.Host)."""
+
+    def __init__(self, host):
+        self.host = host
+        self.pids = os.path.join(host.dir, 'pids')
+        self._compute = processes.Daemon(None, 'nova-compute', self.pids,
+                                         os.path.join(host.dir, 'logs'))
+        self._compute_cmd = None
+        # One more --config-file for nova-compute's restarts (options a
+        # test needs, e.g. a slowed link), named FAULT_CONFIG_PREFIX...
+        self.extra_config = None
+
+    # -- what runs there ----------------------------------------------
+
+    def libvirtd_pid(self):
+        return processes.Daemon(None, 'libvirtd', self.pids,
+                                self.pids).pid()
+
+    def rsyncd_pid(self):
+        return processes.Daemon(None, 'rsyncd', self.pids, self.pids).pid()
+
+    def qemu_pid(self, server):
+        """The guest's QEMU PID as libvirt recorded it, or None."""
+        anchor = self.libvirtd_pid()
+        path = (f'/proc/{anchor}/root/run/libvirt/qemu/'
+                f'{server.instance_name}.pid')
+        try:
+            with open(path) as f:
+                pid = int(f.read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if pid and os.path.exists(f'/proc/{pid}') else None
+
+    def _in_host(self, argv):
+        return ['nsenter', f'--target={self.libvirtd_pid()}', '--mount',
+                '--uts', '--', *argv]
+
+    # -- nova-compute -------------------------------------------------
+
+    def kill_nova_compute(self):
+        """SIGKILL nova-compute (its children, e.g. an rsync push, are
+        left as an OOM kill or a crash leaves them)."""
+        pid = self._compute.pid()
+        if pid is None:
+            raise RuntimeError(f'nova-compute is not running on '
+                               f'{self.host.name}')
+        self._compute_cmd = _argv_env(pid)
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid)
+
+    def start_nova_compute(self, timeout=120):
+        """Start nova-compute again as the cloud ran it, with
+        ``extra_config`` read last, and wait until it has initialised its
+        instances (Nova's init_host) and reported its node.
+
+        :returns: seconds from start to that report
+        """
+        if self._compute_cmd is None:
+            raise RuntimeError('start_nova_compute without a kill first')
+        argv, env = self._compute_cmd
+        argv = _without_fault_configs(argv)
+        if self.extra_config is not None:
+            argv += ['--config-file', self.extra_config]
+        log = self.host.log('nova-compute')
+        offset = os.path.getsize(log)
+        started = time.monotonic()
+        with open(log, 'ab') as out:
+            proc = subprocess.Popen(
+                self._in_host(argv), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=out, env=env, start_new_session=True)
+        self._compute.record(proc.pid)
+        deadline = started + timeout
+        while True:
+            with open(log, errors='replace') as f:
+                f.seek(offset)
+                text = f.read()
+            if NOVA_COMPUTE_UP in text:
+                return time.monotonic() - started
+            if proc.poll() is not None:
+                raise RuntimeError(f'nova-compute on {self.host.name} '
+                                   f'exited: {text[-3000:]}')
+            if time.monotonic() > deadline:
+                raise TimeoutError(f'nova-compute on {self.host.name} not '
+                                   f'up after {timeout} s')
+            time.sleep(0.5)
+
+    def restart_nova_compute(self):
+        """SIGKILL and start again (the operator's restart of a service
+        that does not drain in time)."""
+        self.kill_nova_compute()
+        return self.start_nova_compute()
+
+    # -- the rsync daemon ---------------------------------------------
+
+    def kill_rsyncd(self):
+        pid = self.rsyncd_pid()
+        if pid is None:
+            raise RuntimeError(f'no rsync daemon on {self.host.name}')
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid)
+
+    def start_rsyncd(self):
+        """``novaext-rsyncd start`` with nova-compute's config files."""
+        pid = self._compute.pid()
+        argv, env = _argv_env(pid) if pid else self._compute_cmd
+        configs = [a for i, a in enumerate(argv)
+                   if i and argv[i - 1] == '--config-file']
+        rsyncd = os.path.join(os.path.dirname(argv[0]), 'novaext-rsyncd')
+        cmd = [rsyncd]
+        for config in configs[:2]:
+            cmd += ['--config-file', config]
+        out = subprocess.run(self._in_host(cmd + ['start']), env=env,
+                             capture_output=True, text=True, check=True)
+        with open(os.path.join(self.pids, 'rsyncd.pid'), 'w') as f:
+            f.write(out.stdout.strip().splitlines()[-1] + '\n')
+
+    # -- the host -----------------------------------------------------
+
+    def crash(self, server):
+        """The host loses power as far as ``server`` can tell: its QEMU
+        and nova-compute die at once (libvirtd, standing for the host's
+        boot, comes back with the host)."""
+        victims = [pid for pid in (self.qemu_pid(server),
+                                   self._compute.pid()) if pid]
+        self._compute_cmd = _argv_env(self._compute.pid())
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        for pid in victims:
+            _wait_gone(pid)

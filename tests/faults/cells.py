@@ -1,0 +1,97 @@
+"""What every fault cell does around its fault: a server with data, the
+operation slowed so the fault lands where it is meant to, and after the
+recovery the data read back through the guest's QEMU, before and after
+a hard reboot (which rebuilds the domain from the disks, so a write left
+anywhere else is seen missing)."""
+
+import os
+import time
+
+from tests.cloud import checks
+from tests.faults import leftovers
+
+MiB = 1024 * 1024
+# ~100 MiB in the overlay at 8 MiB/s: a push of ~12 s to put a fault in.
+BWLIMIT_KIB = 8192
+BULK = ('0x44', 300 * MiB, 96 * MiB)
+# Written while the operation runs (before the fault).
+DURING = (('0x6c', 200 * MiB, 2 * MiB), ('0x6d', 160 * MiB, 512 * 1024))
+
+
+def write(host, server, marks):
+    for pattern, offset, length in marks:
+        host.guest_io(server, f'write -P {pattern} {offset} {length}',
+                      timeout=60)
+    host.guest_io(server, 'flush')
+
+
+def read(host, server, marks):
+    for pattern, offset, length in marks:
+        host.guest_io(server, f'read -P {pattern} {offset} {length}',
+                      timeout=60)
+
+
+def server_with_overlay(cloud, servers, flavors, image, host='compute1'):
+    """A server on ``host`` whose overlay holds checks.MARKS and BULK."""
+    source = cloud.hosts[host]
+    server = servers.boot(image.id, flavors[checks.SMALL_FLAVOR],
+                          source.name)
+    checks.write_marks(source, server)
+    write(source, server, (BULK,))
+    return source, server
+
+
+def all_marks(host, server, during=True):
+    """Every mark written, read through the running QEMU on ``host``."""
+    checks.assert_marks(host, server)
+    read(host, server, (BULK, *(DURING if during else ())))
+
+
+def wait_until(what, check, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f'{what}: not within {timeout} s')
+
+
+def pushing(host, server, name='disk'):
+    """True while an rsync works on the server's files, with ``name``
+    (a file of the instance directory, as the host sees it) present."""
+    path = host.outside(host.disk_of(server, name))
+    return os.path.exists(path) and bool(leftovers.processes_about(server.id))
+
+
+def settled(servers, server, host_name, timeout=120):
+    return servers.wait_for(
+        server, lambda s: s.task_state is None and s.compute_host ==
+        host_name and s.status in ('ACTIVE', 'SHUTOFF', 'ERROR'),
+        f'settled on {host_name}', timeout=timeout)
+
+
+def hard_reboot(cloud, servers, host, server):
+    """Nova's hard reboot, waited for until the guest runs on ``host``."""
+    cloud.api.compute.reboot_server(server, 'HARD')
+    return servers.wait_for(
+        server, lambda s: s.status == 'ACTIVE' and s.task_state is None and
+        host.domain(s) is not None and host.domain(s).isActive(),
+        'hard rebooted', timeout=120)
+
+
+def reset_then_hard_reboot(cloud, servers, host, server):
+    """The documented action for a server in ERROR: reset-state --active,
+    then a hard reboot."""
+    cloud.api.compute.reset_server_state(server, 'active')
+    return hard_reboot(cloud, servers, host, server)
+
+
+def assert_recovered(cloud, servers, host, server, disk_gb, during=True):
+    """The data reads back now and after a hard reboot; nothing is left
+    anywhere; the server holds resources on ``host`` alone."""
+    all_marks(host, server, during)
+    server = hard_reboot(cloud, servers, host, server)
+    all_marks(host, server, during)
+    leftovers.assert_nothing_left(cloud, server, host.name)
+    leftovers.assert_allocated_only_on(cloud, server, host.name, disk_gb)
+    return server

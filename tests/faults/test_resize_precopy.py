@@ -1,0 +1,75 @@
+"""Faults in the middle of a resize with pre-copy ([novaext]
+resize_precopy), while pass 1 pushes the running guest's overlay and the
+guest writes to ``<disk>.novaext-writes`` (resize.redirect).
+
+Each test: a server on compute1 with a large overlay, resized to
+compute2 over a slowed link (so the fault lands in pass 1), written to
+during pass 1, then the fault, then Nova's own recovery (nova-compute
+started again: Nova's _init_instance hands the RESIZE_MIGRATING instance
+to the driver's finish_revert_migration), then every write read back
+through the guest's QEMU, and after a hard reboot (which rebuilds the
+domain from ``disk``) again; then nothing left anywhere.
+"""
+
+import pytest
+
+from tests.cloud import checks
+from tests.faults import cells
+
+
+@pytest.fixture(scope='module')
+def precopy_cloud(cloud, with_options):
+    with_options(['compute1', 'compute2'], resize_precopy='true',
+                 resize_precopy_min_mib=0,
+                 rsync_bwlimit_kib=cells.BWLIMIT_KIB)
+    return cloud
+
+
+def _resize_into_pass_one(cloud, flavors, source, server):
+    """Resize, wait until pass 1 pushes (the guest now writes to the
+    writes layer), and write during it."""
+    cloud.api.compute.resize_server(server, flavors[checks.LARGE_FLAVOR].id)
+    cells.wait_until('pass 1 of the pre-copy', lambda: cells.pushing(
+        source, server, 'disk.novaext-writes'))
+    cells.write(source, server, cells.DURING)
+
+
+def test_source_nova_compute_killed_in_pass_one(
+        precopy_cloud, flavors, image, servers, host_faults):
+    """The guest's QEMU outlives nova-compute: after the restart the
+    guest still runs (same QEMU), now on its own disk, with every write;
+    a hard reboot (domain rebuilt from ``disk``) reads them too."""
+    cloud = precopy_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    faults = host_faults['compute1']
+    qemu = faults.qemu_pid(server)
+    _resize_into_pass_one(cloud, flavors, source, server)
+
+    faults.kill_nova_compute()
+    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+
+    server = cells.settled(servers, server, source.name)
+    assert server.status == 'ACTIVE', server.fault
+    assert faults.qemu_pid(server) == qemu, 'the guest was restarted'
+    assert 'novaext-writes' not in source.domain(server).XMLDesc(0)
+    cells.assert_recovered(cloud, servers, source, server, 1)
+
+
+def test_source_host_crash_in_pass_one(
+        precopy_cloud, flavors, image, servers, host_faults):
+    """The guest's QEMU dies with nova-compute (the host lost power);
+    at nova-compute's start the writes layer is committed into the disk
+    and Nova's revert starts the guest on it."""
+    cloud = precopy_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    faults = host_faults['compute1']
+    _resize_into_pass_one(cloud, flavors, source, server)
+
+    faults.crash(server)
+    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+
+    server = cells.settled(servers, server, source.name)
+    assert server.status == 'ACTIVE', server.fault
+    cells.assert_recovered(cloud, servers, source, server, 1)
