@@ -185,6 +185,22 @@ RESIZE_OPTS = [
              'hard reboot). It stays off until the fault tier proves the '
              'pre-copy safe at every instant.'),
     cfg.IntOpt(
+        'orphan_sweep_interval', default=600, min=0,
+        help='How often, in seconds, this host looks for the partial '
+             'copies of moves that failed where their source could not '
+             'remove them (the destination\'s rsync daemon was down, '
+             'or the source host never came back): an instance '
+             'directory under instances_path whose instance Nova '
+             'records on another host, with no migration of it to or '
+             'from this host in progress, no libvirt domain of it here, '
+             'and an instances_path not shared with that host (probed '
+             'through its rsync daemon; a host that cannot be probed '
+             'keeps its directories). Each removal is logged at WARNING. '
+             'The first sweep runs this long after nova-compute starts.'
+             '\n\nPossible values:\n\n* 0: never sweep\n* a positive '
+             'number of seconds\n\nRelated options:\n\n* '
+             '[DEFAULT]instances_path\n* rsync_port'),
+    cfg.IntOpt(
         'resize_precopy_min_mib', default=128, min=0,
         help='Pre-copy (resize_precopy) only overlays that hold at least '
              'this many MiB (allocated on the source): below it, the '

@@ -17,6 +17,7 @@ from novaext.imagebackend import base_from_host
 from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
 from novaext.resize import dest as resize_dest
+from novaext.resize import orphans as resize_orphans
 from novaext.resize import recovery as resize_recovery
 from novaext.resize import source as resize_source
 from novaext.rsync import remotefs as daemon_remotefs
@@ -44,6 +45,15 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
         self.image_cache_manager = image_cache.ExtImageCacheManager()
         self._remotefs = daemon_remotefs.DaemonRemoteFilesystem(CONF)
         self._ext_volume_drivers = volume_registry.VolumeDriverTable()
+
+    def init_host(self, host):
+        """Nova's; then the sweep of partial copies other hosts' failed
+        moves left here (resize.orphans), every
+        [novaext]orphan_sweep_interval seconds."""
+        super().init_host(host)
+        self._orphan_sweeper = resize_orphans.OrphanSweeper(
+            nova_internals.NovaInternals(self), host,
+            CONF.instances_path).start(CONF.novaext.orphan_sweep_interval)
 
     def _get_volume_driver(self, connection_info):
         """Return the volume driver for ``connection_info``.

@@ -14,6 +14,8 @@ MiB = 1024 * 1024
 # ~100 MiB in the overlay at 8 MiB/s: a push of ~12 s to put a fault in.
 BWLIMIT_KIB = 8192
 BULK = ('0x44', 300 * MiB, 96 * MiB)
+# [novaext]orphan_sweep_interval on the fault tier's hosts (default 600).
+SWEEP_INTERVAL = 10
 # Written while the operation runs (before the fault).
 DURING = (('0x6c', 200 * MiB, 2 * MiB), ('0x6d', 160 * MiB, 512 * 1024))
 
@@ -64,10 +66,21 @@ def pushing(host, server, name='disk'):
 
 
 def settled(servers, server, host_name, timeout=120):
-    return servers.wait_for(
-        server, lambda s: s.task_state is None and s.compute_host ==
-        host_name and s.status in ('ACTIVE', 'SHUTOFF', 'ERROR'),
-        f'settled on {host_name}', timeout=timeout)
+    """The server once no task runs on it, on ``host_name``; ERROR
+    included (Servers.wait_for fails on it at once, while Nova may still
+    be clearing the task)."""
+    api = servers.cloud.api.compute
+    deadline = time.monotonic() + timeout
+    while True:
+        current = api.get_server(server.id)
+        if current.task_state is None and current.compute_host == host_name:
+            return current
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f'{server.id} not settled on {host_name}: status '
+                f'{current.status}, task {current.task_state}, host '
+                f'{current.compute_host}, fault {current.fault}')
+        time.sleep(1)
 
 
 def hard_reboot(cloud, servers, host, server):

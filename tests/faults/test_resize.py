@@ -1,0 +1,123 @@
+"""Faults in the middle of a resize as it runs by default (no pre-copy):
+the guest is powered off, ``<dir>`` renamed ``<dir>_resize``, and the
+overlay pushed to the destination's rsync daemon over a slowed link, so
+that the fault lands in the push.
+
+Each test then lets Nova recover the way an operator would, reads every
+write back through the guest's QEMU, again after a hard reboot, and
+finds nothing of the move left on either host or in placement.
+"""
+
+import pytest
+
+from tests.cloud import checks
+from tests.faults import cells
+
+
+@pytest.fixture(scope='module')
+def slow_cloud(cloud, with_options):
+    with_options(['compute1', 'compute2'],
+                 rsync_bwlimit_kib=cells.BWLIMIT_KIB,
+                 orphan_sweep_interval=cells.SWEEP_INTERVAL)
+    return cloud
+
+
+def _resize_into_the_push(cloud, flavors, source, server):
+    """Write during the operation (before power-off), resize, and wait
+    until the overlay is on its way from ``<dir>_resize``."""
+    cells.write(source, server, cells.DURING)
+    cloud.api.compute.resize_server(server, flavors[checks.LARGE_FLAVOR].id)
+    cells.wait_until('the push of the overlay', lambda: cells.pushing(
+        source, server, '../' + server.id + '_resize/disk'))
+
+
+def test_source_nova_compute_killed_in_the_push(
+        slow_cloud, flavors, image, servers, host_faults):
+    """Nova's restart reverts the move: ``<dir>_resize`` back, the guest
+    started on its disk. (Nova 34's own revert raises here before it
+    starts the guest: novaext gives it the flavor it needs.)"""
+    cloud = slow_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    faults = host_faults['compute1']
+    _resize_into_the_push(cloud, flavors, source, server)
+
+    faults.kill_nova_compute()
+    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+
+    server = cells.settled(servers, server, source.name)
+    assert server.status == 'ACTIVE', server.fault
+    cells.assert_recovered(cloud, servers, source, server, 1)
+
+
+def test_source_host_crash_in_the_push(
+        slow_cloud, flavors, image, servers, host_faults):
+    """The guest is off during the push: a host crash there is
+    nova-compute's death, and its restart reverts the move."""
+    cloud = slow_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    faults = host_faults['compute1']
+    _resize_into_the_push(cloud, flavors, source, server)
+
+    faults.crash(server)
+    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+
+    server = cells.settled(servers, server, source.name)
+    assert server.status == 'ACTIVE', server.fault
+    cells.assert_recovered(cloud, servers, source, server, 1)
+
+
+def test_destination_rsync_daemon_killed_in_the_push(
+        slow_cloud, flavors, image, servers, host_faults):
+    """The push fails, the move is rolled back on the source, the
+    server goes to ERROR with the daemon's error as its fault; the
+    operator starts the daemon again, and reset-state plus a hard reboot
+    bring the server back with its data. The partial copy the source
+    could not remove goes with the destination's orphan sweep."""
+    cloud = slow_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    dest_faults = host_faults['compute2']
+    _resize_into_the_push(cloud, flavors, source, server)
+
+    dest_faults.kill_rsyncd()
+    try:
+        server = cells.settled(servers, server, source.name)
+    finally:
+        dest_faults.start_rsyncd()
+
+    assert server.status == 'ERROR'
+    assert 'failed to connect' in server.fault['message']
+    server = cells.reset_then_hard_reboot(cloud, servers, source, server)
+    dest = cloud.hosts['compute2']
+    cells.wait_until('the destination sweeps the partial copy',
+                     lambda: dest.instance_files(server.id) == [],
+                     timeout=4 * cells.SWEEP_INTERVAL)
+    cells.assert_recovered(cloud, servers, source, server, 1)
+
+
+def test_destination_nova_compute_killed_in_the_push(
+        slow_cloud, flavors, image, servers, host_faults):
+    """The push goes on (the daemon is not nova-compute); the source's
+    finish_resize cast waits in the queue until the destination's
+    nova-compute is back, which then finishes the move: VERIFY_RESIZE on
+    the destination with every write, and the confirm leaves nothing."""
+    cloud = slow_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    dest = cloud.hosts['compute2']
+    dest_faults = host_faults['compute2']
+    _resize_into_the_push(cloud, flavors, source, server)
+
+    dest_faults.kill_nova_compute()
+    print(f'restart: {dest_faults.start_nova_compute():.1f} s')
+
+    server = servers.wait_for(
+        server, lambda s: s.status in ('VERIFY_RESIZE', 'ERROR') and
+        s.task_state is None, 'resized', timeout=180)
+    assert server.status == 'VERIFY_RESIZE', server.fault
+    cells.all_marks(dest, server)
+    cloud.api.compute.confirm_server_resize(server)
+    server = servers.wait(server, 'ACTIVE')
+    cells.assert_recovered(cloud, servers, dest, server, 2)
