@@ -73,3 +73,67 @@ def test_source_host_crash_in_pass_one(
     server = cells.settled(servers, server, source.name)
     assert server.status == 'ACTIVE', server.fault
     cells.assert_recovered(cloud, servers, source, server, 1)
+
+
+# Written during pass 1 and pushed by the catch-up pass while the guest
+# shuts down (~5 s at the slowed rate); then, during the shutdown, what
+# the final push carries after power-off.
+CAUGHT_UP = ('0x77', 500 * cells.MiB, 40 * cells.MiB)
+LAST = ('0x78', 600 * cells.MiB, 40 * cells.MiB)
+
+
+def _resize_into_the_catch_up(cloud, flavors, source, server):
+    _resize_into_pass_one(cloud, flavors, source, server)
+    cells.write(source, server, (CAUGHT_UP,))
+    cells.wait_until('the catch-up push', lambda: cells.pushing(
+        source, server, 'disk.novaext-last-writes'), timeout=120)
+
+
+def test_source_nova_compute_killed_in_the_catch_up(
+        precopy_cloud, flavors, image, servers, host_faults):
+    """While the guest is asked to shut down (it ignores ACPI) and the
+    writes of pass 1 are pushed, it writes to a second layer: the
+    restart merges both into its disk live; it keeps running."""
+    cloud = precopy_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    faults = host_faults['compute1']
+    qemu = faults.qemu_pid(server)
+    _resize_into_the_catch_up(cloud, flavors, source, server)
+    cells.write(source, server, (LAST,))
+
+    faults.kill_nova_compute()
+    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+
+    server = cells.settled(servers, server, source.name)
+    assert server.status == 'ACTIVE', server.fault
+    assert faults.qemu_pid(server) == qemu, 'the guest was restarted'
+    cells.read(source, server, (CAUGHT_UP, LAST))
+    server = cells.assert_recovered(cloud, servers, source, server, 1)
+    cells.read(source, server, (CAUGHT_UP, LAST))
+
+
+def test_source_nova_compute_killed_in_the_final_push(
+        precopy_cloud, flavors, image, servers, host_faults):
+    """After power-off the source has committed both layers into its disk
+    and renamed its directory; the last writes are on their way. The
+    restart removes the layers without committing them again, Nova's
+    revert brings the directory back and starts the guest."""
+    cloud = precopy_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    faults = host_faults['compute1']
+    _resize_into_the_catch_up(cloud, flavors, source, server)
+    cells.write(source, server, (LAST,))
+    cells.wait_until('the final push', lambda: cells.pushing(
+        source, server, f'../{server.id}_resize/disk.novaext-last-writes'),
+        timeout=120)
+
+    faults.kill_nova_compute()
+    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+
+    server = cells.settled(servers, server, source.name)
+    assert server.status == 'ACTIVE', server.fault
+    cells.read(source, server, (CAUGHT_UP, LAST))
+    server = cells.assert_recovered(cloud, servers, source, server, 1)
+    cells.read(source, server, (CAUGHT_UP, LAST))
