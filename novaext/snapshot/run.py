@@ -41,6 +41,7 @@ from novaext.snapshot import extract as snapshot_extract
 from novaext.snapshot import live as snapshot_live
 from novaext.snapshot import plan as snapshot_plan
 from novaext.snapshot import quiesce as snapshot_quiesce
+from novaext.snapshot import recovery as snapshot_recovery
 from novaext.snapshot import upload as snapshot_upload
 from novaext.snapshot.plan import Method
 from novaext.snapshot.plan import Upload
@@ -173,7 +174,9 @@ class SnapshotRun:
 
         snapshot_dir = CONF.libvirt.snapshots_directory
         fileutils.ensure_tree(snapshot_dir)
-        with utils.tempdir(dir=snapshot_dir) as tmpdir:
+        with utils.tempdir(
+                dir=snapshot_dir,
+                prefix=snapshot_recovery.scratch_prefix(CONF.host)) as tmpdir:
             out = os.path.join(tmpdir, uuidutils.generate_uuid(dashed=False))
             try:
                 self._read_disk(guest, disk_path, source_format,

@@ -21,6 +21,7 @@ from novaext.resize import orphans as resize_orphans
 from novaext.resize import recovery as resize_recovery
 from novaext.resize import source as resize_source
 from novaext.rsync import remotefs as daemon_remotefs
+from novaext.snapshot import recovery as snapshot_recovery
 from novaext.snapshot import run as ext_snapshot
 from novaext.volume import registry as volume_registry
 
@@ -47,10 +48,13 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
         self._ext_volume_drivers = volume_registry.VolumeDriverTable()
 
     def init_host(self, host):
-        """Nova's; then the sweep of partial copies other hosts' failed
-        moves left here (resize.orphans), every
+        """Nova's; then what snapshots nova-compute did not finish left
+        (snapshot.recovery), and the sweep of partial copies other
+        hosts' failed moves left here (resize.orphans), every
         [novaext]orphan_sweep_interval seconds."""
         super().init_host(host)
+        snapshot_recovery.recover(nova_internals.NovaInternals(self), host,
+                                  CONF.libvirt.snapshots_directory)
         self._orphan_sweeper = resize_orphans.OrphanSweeper(
             nova_internals.NovaInternals(self), host,
             CONF.instances_path).start(CONF.novaext.orphan_sweep_interval)

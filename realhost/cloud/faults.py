@@ -145,6 +145,14 @@ class HostFaults:
                                    f'up after {timeout} s')
             time.sleep(0.5)
 
+    def ensure_nova_compute(self):
+        """Start nova-compute if a fault here left it dead; returns True
+        when it had to."""
+        if self._compute.pid() is not None or self._compute_cmd is None:
+            return False
+        self.start_nova_compute()
+        return True
+
     def restart_nova_compute(self):
         """SIGKILL and start again (the operator's restart of a service
         that does not drain in time)."""

@@ -32,6 +32,17 @@ def host_faults(cloud):  # noqa: F811
             for name, host in cloud.hosts.items()}
 
 
+@pytest.fixture(autouse=True)
+def _nova_compute_back(request):
+    """After each test, nova-compute runs again wherever its fault left
+    it dead (a test that failed between the kill and the start)."""
+    yield
+    if 'host_faults' in request.fixturenames:
+        for faults_of_host in request.getfixturevalue(
+                'host_faults').values():
+            faults_of_host.ensure_nova_compute()
+
+
 def _options_file(directory, section, options):
     fd, path = tempfile.mkstemp(prefix=faults.FAULT_CONFIG_PREFIX,
                                 suffix='.conf', dir=directory)
