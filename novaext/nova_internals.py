@@ -88,6 +88,11 @@ PINNED_NAMES = (
                ('image_meta', 'instance', 'img_fmt', 'snp_name'),
                'call', 'snapshot: Nova\'s image metadata'),
     # driver hooks novaext overrides
+    PinnedName(_DRIVER, '_hard_reboot',
+               ('context', 'instance', 'network_info', 'share_info',
+                'block_device_info', 'accel_info'),
+               'override', 'resize recovery: no write left in a pre-copy '
+               'layer when the domain is rebuilt from the disks'),
     PinnedName(_DRIVER, '_get_volume_driver', ('connection_info',),
                'override', 'volume: novaext\'s volume driver types'),
     PinnedName(_DRIVER, '_try_fetch_image_cache',

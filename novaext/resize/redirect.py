@@ -95,16 +95,22 @@ class RedirectedWrites:
     redirected to their writes files; see the module docstring.
     ``all_devs``: the target devs of all the guest's disks."""
 
-    def __init__(self, nova, instance, guest, disks, all_devs, definition):
+    def __init__(self, nova, instance, disks, all_devs, definition):
         self.nova = nova
         self.instance = instance
-        self.guest = guest
         self.disks = disks
         self.all_devs = all_devs
         self._definition = definition
         # The files each disk's writes went to, oldest first; the guest
         # writes to the last.
         self._layers = [WRITES_SUFFIX]
+
+    @property
+    def guest(self):
+        """The guest as libvirt sees it now: a pre-copy lasts long enough
+        for libvirtd to be restarted, and a Guest kept from before holds
+        a dead connection (Nova's Host reconnects)."""
+        return self.nova.host.get_guest(self.instance)
 
     @classmethod
     def start(cls, nova, instance, guest, paths):
@@ -123,14 +129,15 @@ class RedirectedWrites:
             raise ValueError(f'not file disks of the guest: {missing}')
         disks = {devs[p]: p for p in paths}
         all_devs = [d.target_dev for d in all_disks]
-        definition = live.KeptDefinition(nova, guest)
+        definition = live.KeptDefinition(
+            nova, guest, current_guest=lambda: nova.host.get_guest(instance))
         definition.save()
         try:
             _snapshot(guest, instance, disks, all_devs, '', WRITES_SUFFIX)
         except Exception:
             definition.restore()
             raise
-        return cls(nova, instance, guest, disks, all_devs, definition)
+        return cls(nova, instance, disks, all_devs, definition)
 
     def catch_up(self):
         """Redirect the running guest's writes once more (module
@@ -166,10 +173,11 @@ class RedirectedWrites:
             files, whose data is not lost)
         """
         try:
+            guest = self.guest
             for dev, path in self.disks.items():
-                block = self.guest.get_block_device(dev)
+                block = guest.get_block_device(dev)
                 nova_internals.start_active_commit(
-                    self.guest, dev, path, path + self._layers[-1])
+                    guest, dev, path, path + self._layers[-1])
                 live.BlockJobWaiter(block, path, 0, _Quiet()).wait()
                 # Synchronous: returns once the guest is on its disk.
                 block.abort_job(pivot=True)

@@ -51,18 +51,22 @@ def _libvirt_error_code(error):
 
 
 class KeptDefinition:
-    """Saves a guest's persistent definition; puts it back on exit."""
+    """Saves a guest's persistent definition; puts it back on exit.
 
-    def __init__(self, nova, guest):
+    ``current_guest``: when given, a function returning the guest as
+    libvirt sees it now, used instead of ``guest`` (a Guest kept across a
+    libvirtd restart holds a dead connection; Nova's Host reconnects)."""
+
+    def __init__(self, nova, guest, current_guest=None):
         self._nova = nova
-        self._guest = guest
+        self._guest = current_guest or (lambda: guest)
         self.xml = None
 
     def current(self):
-        if not self._guest.has_persistent_configuration():
+        guest = self._guest()
+        if not guest.has_persistent_configuration():
             return None
-        return self._guest.get_xml_desc(dump_inactive=True,
-                                        dump_sensitive=True)
+        return guest.get_xml_desc(dump_inactive=True, dump_sensitive=True)
 
     def save(self):
         self.xml = self.current()
@@ -71,7 +75,7 @@ class KeptDefinition:
         """Write the saved definition back if it changed."""
         if self.xml is not None and self.current() != self.xml:
             LOG.info('Restoring the persistent definition of %s',
-                     self._guest.name)
+                     self._guest().name)
             self._nova.host.write_instance_config(self.xml)
 
     def __enter__(self):

@@ -115,6 +115,20 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
             nova_internals.NovaInternals(self), context, instance,
             migration, nova_revert)
 
+    def _hard_reboot(self, context, instance, network_info, share_info,
+                     block_device_info=None, accel_info=None):
+        """Nova's hard reboot (also behind power_on and resume), which
+        rebuilds the domain from the disks: first, any write a failed
+        pre-copy left in its layers goes back into them
+        (resize.recovery.RedirectLeftovers), so that none is lost."""
+        leftovers = resize_recovery.RedirectLeftovers(
+            nova_internals.NovaInternals(self), instance)
+        if leftovers:
+            leftovers.resolve()
+        return super()._hard_reboot(
+            context, instance, network_info, share_info,
+            block_device_info=block_device_info, accel_info=accel_info)
+
     def snapshot(self, context, instance, image_id, update_task_state):
         """Live or cold snapshot, full or delta upload (novaext.snapshot.run)
         of a file root disk; Nova's own for rbd, lvm and ploop disks.

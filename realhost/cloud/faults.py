@@ -5,7 +5,7 @@ Every process touched here is one the cloud recorded by PID (its
 nova-compute, its rsync daemon) or a guest's QEMU whose PID libvirt
 recorded in the host's /run/libvirt; nothing is found by name. A process
 started again runs inside the host's mount and UTS namespaces (entered
-through its libvirtd, which lives as long as the host), with the argv and
+through its virtlogd, which lives as long as the host), with the argv and
 environment the stopped one had, so it is the same service with the
 same configuration, as a service manager would restart it.
 """
@@ -82,7 +82,7 @@ class HostFaults:
 
     def qemu_pid(self, server):
         """The guest's QEMU PID as libvirt recorded it, or None."""
-        anchor = self.libvirtd_pid()
+        anchor = self.virtlogd_pid()
         path = (f'/proc/{anchor}/root/run/libvirt/qemu/'
                 f'{server.instance_name}.pid')
         try:
@@ -92,8 +92,14 @@ class HostFaults:
             return None
         return pid if pid and os.path.exists(f'/proc/{pid}') else None
 
+    def virtlogd_pid(self):
+        return processes.Daemon(None, 'virtlogd', self.pids,
+                                self.pids).pid()
+
     def _in_host(self, argv):
-        return ['nsenter', f'--target={self.libvirtd_pid()}', '--mount',
+        # virtlogd: in the host's namespaces, and alive when libvirtd is
+        # the process being restarted.
+        return ['nsenter', f'--target={self.virtlogd_pid()}', '--mount',
                 '--uts', '--', *argv]
 
     # -- nova-compute -------------------------------------------------
@@ -182,6 +188,33 @@ class HostFaults:
                              capture_output=True, text=True, check=True)
         with open(os.path.join(self.pids, 'rsyncd.pid'), 'w') as f:
             f.write(out.stdout.strip().splitlines()[-1] + '\n')
+
+    # -- libvirtd -----------------------------------------------------
+
+    def restart_libvirtd(self, timeout=30):
+        """The operator's ``systemctl restart libvirtd``: SIGTERM, then
+        started again as the host started it; the guests' QEMUs run on.
+
+        :returns: seconds until its socket answers again
+        """
+        pid = self.libvirtd_pid()
+        if pid is None:
+            raise RuntimeError(f'no libvirtd on {self.host.name}')
+        os.kill(pid, signal.SIGTERM)
+        _wait_gone(pid)
+        started = time.monotonic()
+        subprocess.run(self._in_host(
+            ['libvirtd', '-d', '--listen', '-p',
+             os.path.join(self.pids, 'libvirtd.pid')]), check=True)
+        while True:
+            try:
+                self.host.libvirt().close()
+                return time.monotonic() - started
+            except Exception:
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError(
+                        f'libvirtd on {self.host.name} not up') from None
+                time.sleep(0.1)
 
     # -- the host -----------------------------------------------------
 

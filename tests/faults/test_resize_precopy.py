@@ -137,3 +137,25 @@ def test_source_nova_compute_killed_in_the_final_push(
     cells.read(source, server, (CAUGHT_UP, LAST))
     server = cells.assert_recovered(cloud, servers, source, server, 1)
     cells.read(source, server, (CAUGHT_UP, LAST))
+
+
+def test_source_libvirtd_restarted_in_pass_one(
+        precopy_cloud, flavors, image, servers, host_faults):
+    """libvirtd restarted while pass 1 pushes (the guest's QEMU runs on,
+    on its writes layer): the move goes on and finishes, every write
+    moved; the confirm leaves nothing."""
+    cloud = precopy_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    dest = cloud.hosts['compute2']
+    _resize_into_pass_one(cloud, flavors, source, server)
+
+    took = host_faults['compute1'].restart_libvirtd()
+    print(f'libvirtd back after {took:.1f} s')
+
+    server = cells.settled(servers, server, dest.name, timeout=180)
+    assert server.status == 'VERIFY_RESIZE', server.fault
+    cells.all_marks(dest, server)
+    cloud.api.compute.confirm_server_resize(server)
+    server = servers.wait(server, 'ACTIVE')
+    cells.assert_recovered(cloud, servers, dest, server, 2)

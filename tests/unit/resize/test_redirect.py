@@ -28,6 +28,7 @@ def world(tmp_path):
                        ['<domain>snapshot</domain>'] * 10)
     guest.get_xml_desc.side_effect = lambda **kw: next(definitions)
     nova = mock.Mock()
+    nova.host.get_guest.return_value = guest
     qemu_img = mock.Mock()
     qemu_img.create_overlay.side_effect = \
         lambda path, *a: open(path, 'w').close()
