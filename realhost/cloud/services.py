@@ -13,7 +13,6 @@ import string
 import subprocess
 import sys
 
-from realhost.cloud import identity
 from realhost.cloud import processes
 from realhost.cloud.processes import Daemon
 from realhost.cloud.processes import Died
@@ -220,6 +219,8 @@ class WsgiService:
             return 'already up'
         config = self.state.render(self.config)
         if self.service_type is not None:
+            # Here, not at the top: down and status run without the venv.
+            from realhost.cloud import identity
             secrets_ = self.state.secrets()
             identity.register(
                 identity.admin_client(secrets_['admin']),
@@ -562,19 +563,32 @@ class ComputeHost:
         return found
 
     def down(self):
-        import libvirt  # the cloud's venv has libvirt-python (Nova's)
-        try:
-            conn = libvirt.open(f'qemu+tcp://{self.ip}/system')
-            for dom in conn.listAllDomains():
-                if dom.isActive():
-                    dom.destroy()
-            conn.close()
-        except libvirt.libvirtError:
-            pass  # no libvirtd there: nothing runs
+        if any(h.name == 'libvirtd' and h.pid() for h in self.helpers):
+            try:
+                import libvirt  # the cloud's venv has libvirt-python (Nova's)
+            except ImportError:  # run without the venv
+                self._destroy_with_virsh()
+            else:
+                try:
+                    conn = libvirt.open(f'qemu+tcp://{self.ip}/system')
+                    for dom in conn.listAllDomains():
+                        if dom.isActive():
+                            dom.destroy()
+                    conn.close()
+                except libvirt.libvirtError:
+                    pass  # no libvirtd there: nothing runs
         stopped = self.daemon.stop(timeout=30)
         for helper in self.helpers:
             stopped = helper.stop() or stopped
         return stopped
+
+    def _destroy_with_virsh(self):
+        uri = f'qemu+tcp://{self.ip}/system'
+        names = subprocess.run(['virsh', '-c', uri, 'list', '--name'],
+                               capture_output=True, text=True).stdout
+        for name in names.split():
+            subprocess.run(['virsh', '-c', uri, 'destroy', name],
+                           capture_output=True)
 
 
 SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone, Placement, Glance, Neutron,
