@@ -276,7 +276,7 @@ def quarantine(base, image_id, why):
 
     :returns: the quarantined path
     """
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime(
+    stamp = datetime.datetime.now(datetime.UTC).strftime(
         '%Y%m%dT%H%M%S.%fZ')
     aside = f'{base}{QUARANTINE_INFIX}{stamp}'
     fileutils.delete_if_exists(marker_path(base))

@@ -62,3 +62,31 @@ def test_no_eventlet_anywhere_in_novaext():
         str(p.relative_to(REPO)) for p in sources
         if any(m.split('.')[0] == 'eventlet' for m in _imported_modules(p))]
     assert offenders == []
+
+
+def _declared_requirements():
+    import configparser
+    import re
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / 'setup.cfg')
+    lines = cfg['options']['install_requires'].split('\n')
+    return {re.split(r'[<>=!~ ;\[]', line.strip())[0].lower()
+            .replace('_', '-').replace('.', '-')
+            for line in lines if line.strip()}
+
+
+def test_every_library_novaext_imports_is_declared():
+    """install_requires holds the distribution of every third-party
+    module novaext imports (oslo.log, oslo.utils and oslo.serialization
+    came in only through Nova before)."""
+    import importlib.metadata as md
+    stdlib = set(sys.stdlib_module_names)
+    imported = {m.split('.')[0] for p in (REPO / 'novaext').rglob('*.py')
+                for m in _imported_modules(p)}
+    third_party = sorted(imported - stdlib - {'novaext'})
+    dists = md.packages_distributions()
+    declared = _declared_requirements()
+    missing = [(m, dists.get(m)) for m in third_party
+               if not any(d.lower().replace('_', '-').replace('.', '-')
+                          in declared for d in dists.get(m, [m]))]
+    assert third_party and missing == []
