@@ -13,6 +13,9 @@ then prints its PID; ``check`` exits 0 only if the daemon runs and answers.
 
 import sys
 
+from nova.conf import compute as nova_compute_conf
+from nova.conf import imagecache as nova_imagecache_conf
+from nova.conf import paths as nova_paths_conf
 from oslo_config import cfg
 from oslo_log import log as logging
 
@@ -63,17 +66,22 @@ def _add_parsers(subparsers):
         subparsers.add_parser(name)
 
 
-def main(argv=None):
-    """Console script entry point; returns the process exit status."""
+def build_conf():
+    """novaext's options and Nova's own definitions of the ones the
+    daemon shares with nova-compute (state_path, instances_path, [image_cache]
+    subdirectory_name), so that the same nova.conf files resolve to the
+    same paths here as in nova-compute ($state_path, every default)."""
     conf = cfg.ConfigOpts()
     novaext_conf.register_opts(conf)
-    conf.register_opt(cfg.StrOpt('instances_path',
-                                 default='/var/lib/nova/instances',
-                                 help='Nova\'s [DEFAULT]instances_path.'))
-    conf.register_opt(cfg.StrOpt('subdirectory_name', default='_base',
-                                 help='Nova\'s [image_cache] '
-                                      'subdirectory_name.'),
-                      group='image_cache')
+    nova_paths_conf.register_opts(conf)
+    nova_compute_conf.register_opts(conf)
+    nova_imagecache_conf.register_opts(conf)
+    return conf
+
+
+def main(argv=None):
+    """Console script entry point; returns the process exit status."""
+    conf = build_conf()
     conf.register_cli_opt(cfg.SubCommandOpt(
         'command', handler=_add_parsers, help='what to do'))
     logging.register_options(conf)

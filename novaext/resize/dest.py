@@ -33,7 +33,9 @@ from novaext import qemu_img
 from novaext.imagebackend import base_entry
 from novaext.imagebackend import base_names
 from novaext.imagebackend import image_safety
+from novaext.resize import plan as transfer_plan
 from novaext.resize import redirect
+from novaext.resize import source as resize_source
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
@@ -125,16 +127,44 @@ def merge_precopied(disk, instance, info=None):
     return base
 
 
+def refuse_missing_disks(instance, disk_info):
+    """Every disk the source moves (resize.plan: all but swap) must be
+    here before Nova's finish_migration runs: Nova would make a fresh one
+    from the image in the place of a missing one, and the guest would
+    lose its data on this host while the source still holds it.
+
+    :param disk_info: Nova's disk info list, from the source
+    :raises: ResizeError naming the missing disks (nothing is changed;
+        the source keeps them in ``<dir>_resize``)
+    """
+    if not resize_source.moves_images_type(CONF.libvirt.images_type):
+        return  # Nova's own move (rbd, lvm, ploop): not files here
+    inst_dir = libvirt_utils.get_instance_path(instance)
+    missing = sorted(
+        os.path.basename(d.path) for d in transfer_plan.plan(disk_info)
+        if d.action is not transfer_plan.Action.RECREATE_ON_DESTINATION and
+        not os.path.exists(os.path.join(inst_dir, os.path.basename(d.path))))
+    if missing:
+        raise exception.ResizeError(
+            reason=f'disks {missing} of instance {instance.uuid} were not '
+                   f'received from the source host (is instances_path the '
+                   f'same for nova-compute and novaext-rsyncd on this host?);'
+                   f' the source keeps them: revert the resize')
+
+
 def repoint_overlays(instance, disk_info_json):
     """Rebase (-u) each arrived overlay onto this host's ``_base``, once
     a pre-copied one is merged (merge_precopied).
 
-    :raises: InvalidDiskInfo when an overlay names a backing file that is
-        not an image base of this cache, or a host-made (ephemeral, swap)
-        base of another host
+    :raises: ResizeError when a disk the source moves is not here
+        (refuse_missing_disks); InvalidDiskInfo when an overlay names a
+        backing file that is not an image base of this cache, or a
+        host-made (ephemeral, swap) base of another host
     """
+    disk_info = jsonutils.loads(disk_info_json)
+    refuse_missing_disks(instance, disk_info)
     inst_dir = libvirt_utils.get_instance_path(instance)
-    for info in jsonutils.loads(disk_info_json):
+    for info in disk_info:
         if info.get('type') != 'qcow2' or not info.get('backing_file'):
             continue
         disk = os.path.join(inst_dir, os.path.basename(info['path']))

@@ -148,3 +148,48 @@ def test_last_writes_without_their_caught_up_layer_are_refused_unchanged(
         resize_dest.merge_precopied(str(disk), INSTANCE)
 
     assert {p: p.read_bytes() for p in (disk, precopied)} == before
+
+
+def _disk_info(inst_dir, *names):
+    return [{'path': str(inst_dir / n), 'type': 'qcow2',
+             'backing_file': 'x' if n != 'disk.config' else ''}
+            for n in names]
+
+
+@pytest.fixture
+def dest_dir(tmp_path):
+    from unittest import mock
+    inst_dir = tmp_path / UUID
+    inst_dir.mkdir()
+    with mock.patch.object(resize_dest.libvirt_utils, 'get_instance_path',
+                           return_value=str(inst_dir)):
+        yield inst_dir
+
+
+def test_a_disk_that_never_arrived_is_refused_not_made_afresh(dest_dir):
+    """Nova's finish_migration would create a fresh root disk from the
+    image in its place (issue 32: nova-compute and the daemon disagreeing
+    on instances_path); the resize fails instead, nothing touched."""
+    (dest_dir / 'disk.local').write_bytes(b'')
+    info = _disk_info(dest_dir, 'disk', 'disk.local', 'disk.swap')
+
+    with pytest.raises(exception.ResizeError,
+                       match=r"\['disk'\] .* not received"):
+        resize_dest.refuse_missing_disks(INSTANCE, info)
+    assert sorted(os.listdir(dest_dir)) == ['disk.local']
+
+
+def test_every_moved_disk_here_and_swap_left_to_nova(dest_dir):
+    for name in ('disk', 'disk.local', 'disk.config'):
+        (dest_dir / name).write_bytes(b'')
+    info = _disk_info(dest_dir, 'disk', 'disk.local', 'disk.config',
+                      'disk.swap')
+    resize_dest.refuse_missing_disks(INSTANCE, info)
+
+
+def test_nova_moves_its_own_images_types(dest_dir, monkeypatch):
+    from oslo_config import cfg
+    monkeypatch.setattr(cfg.CONF.libvirt, 'images_type', 'rbd',
+                        raising=False)
+    resize_dest.refuse_missing_disks(
+        INSTANCE, _disk_info(dest_dir, 'disk'))
