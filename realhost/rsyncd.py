@@ -16,10 +16,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_daemon(workdir, instances, port, address='127.0.0.1',
-                 secret='right-secret', extra_conf='',
-                 hosts_allow='127.0.0.1', tls_conf=None, wrap=list):
-    """Start an rsync daemon with novaext-rsyncd; return (command, pid).
+def start_daemon(workdir, instances, port, **kwargs):
+    """Start an rsync daemon with ``novaext-rsyncd start`` (in the
+    background); return (command, pid). ``kwargs``: as daemon_command's."""
+    cmd = daemon_command(workdir, instances, port, **kwargs)
+    pid = int(subprocess.run(cmd + ['start'], check=True, text=True,
+                             capture_output=True).stdout)
+    return cmd, pid
+
+
+def daemon_command(workdir, instances, port, address='127.0.0.1',
+                   secret='right-secret', extra_conf='',
+                   hosts_allow='127.0.0.1', tls_conf=None, wrap=list):
+    """Write a daemon's nova.conf and secrets into ``workdir``; return
+    the novaext-rsyncd command for it, to which its action is added.
 
     ``extra_conf``: more [novaext] lines. ``hosts_allow``: the clients'
     address. ``tls_conf``: [novaext] TLS options (as
@@ -50,11 +60,8 @@ rsync_gid = root
 rsyncd_config_file = {workdir}/rsyncd.conf
 rsyncd_pid_file = {workdir}/rsyncd.pid
 {extra_conf}""")
-    cmd = wrap([os.path.join(os.path.dirname(sys.executable),
-                             'novaext-rsyncd'), '--config-file', str(conf)])
-    pid = int(subprocess.run(cmd + ['start'], check=True, text=True,
-                             capture_output=True).stdout)
-    return cmd, pid
+    return wrap([os.path.join(os.path.dirname(sys.executable),
+                              'novaext-rsyncd'), '--config-file', str(conf)])
 
 
 @contextlib.contextmanager

@@ -3,12 +3,15 @@
     novaext-rsyncd --config-file /etc/nova/nova.conf show-config
     novaext-rsyncd --config-file /etc/nova/nova.conf write-config
     novaext-rsyncd --config-file /etc/nova/nova.conf start
+    novaext-rsyncd --config-file /etc/nova/nova.conf run
     novaext-rsyncd --config-file /etc/nova/nova.conf check
 
 ``show-config`` prints the config; ``write-config`` writes it to
 ``[novaext]rsyncd_config_file``; ``start`` writes the config and starts
-the daemon if it is not running,
-then prints its PID; ``check`` exits 0 only if the daemon runs and answers.
+the daemon in the background if it is not running, then prints its PID;
+``run`` runs it in the foreground as a service's main process until
+SIGTERM (rsync.foreground: systemd, containers); ``check`` exits 0 only
+if the daemon runs and answers.
 """
 
 import sys
@@ -21,6 +24,7 @@ from oslo_log import log as logging
 
 from novaext import conf as novaext_conf
 from novaext.rsync import daemon as rsync_daemon
+from novaext.rsync import foreground as rsync_foreground
 from novaext.rsync import tls as rsync_tls
 
 CONF = cfg.CONF
@@ -41,6 +45,10 @@ def _start(settings):
     return 0
 
 
+def _run(settings):
+    return rsync_foreground.ForegroundDaemon(settings).run()
+
+
 def _check(settings):
     pid = rsync_daemon.running_pid(settings)
     ok = pid is not None and rsync_daemon.answers(
@@ -57,6 +65,7 @@ COMMANDS = {
     'show-config': _show_config,
     'write-config': _write_config,
     'start': _start,
+    'run': _run,
     'check': _check,
 }
 

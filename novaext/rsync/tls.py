@@ -86,15 +86,17 @@ def connect_program(config_file):
     return f'stunnel {shlex.quote(config_file)}'
 
 
-def render_stunnel_config(settings):
+def render_stunnel_config(settings, foreground=False):
     """The stunnel configuration for the daemon of ``settings``
-    (rsync_daemon.RsyncDaemonSettings with transport 'tls')."""
+    (rsync_daemon.RsyncDaemonSettings with transport 'tls');
+    ``foreground``: stunnel stays in the foreground, logging to stderr
+    (under a service manager, novaext-rsyncd run)."""
     accept = (f'{settings.address}:{settings.tls_port}'
               if settings.address else str(settings.tls_port))
     return '\n'.join([
         '; Written by novaext-rsyncd from nova.conf; edits are overwritten.',
         f'pid = {settings.stunnel_pid_file}',
-        'foreground = no',
+        f'foreground = {"yes" if foreground else "no"}',
         '',
         '[novaext-rsync]',
         f'accept = {accept}',
