@@ -20,9 +20,9 @@ def make_ca(directory, name):
 
 
 def make_host_cert(directory, name, ca, addresses=('127.0.0.1',
-                                                   '127.0.0.2')):
+                                                   '127.0.0.2'), days=2):
     """A host certificate signed by ``ca`` (cert, key), valid as server
-    and client for ``addresses``."""
+    and client for ``addresses``, for ``days``."""
     key, csr = directory / f'{name}.key', directory / f'{name}.csr'
     cert, ext = directory / f'{name}.pem', directory / f'{name}.ext'
     _openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256',
@@ -32,7 +32,8 @@ def make_host_cert(directory, name, ca, addresses=('127.0.0.1',
         'subjectAltName=' + ','.join(f'IP:{a}' for a in addresses) +
         '\nextendedKeyUsage=serverAuth,clientAuth\n')
     _openssl('x509', '-req', '-in', str(csr), '-CA', str(ca[0]), '-CAkey',
-             str(ca[1]), '-CAcreateserial', '-out', str(cert), '-days', '2',
+             str(ca[1]), '-CAcreateserial', '-out', str(cert), '-days',
+             str(days),
              '-extfile', str(ext))
     os.chmod(key, 0o600)
     return cert, key

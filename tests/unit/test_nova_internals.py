@@ -9,7 +9,6 @@ signatures (in the spirit of compute-hyperv's assertPublicAPISignatures).
 """
 
 import ast
-import importlib
 import inspect
 import pathlib
 import re
@@ -33,40 +32,13 @@ SUBCLASSES = (driver.ExtLibvirtDriver, image_cache.ExtImageCacheManager,
               clouddisk.GuestDiskWithInitiator)
 
 
-def _nova_class(dotted):
-    """Nova's own class, also while tests/conformance.py points Nova's
-    names at novaext's subclasses."""
-    module, name = dotted.rsplit('.', 1)
-    cls = getattr(importlib.import_module(module), name)
-    return next(c for c in cls.__mro__
-                if not c.__module__.startswith('novaext.'))
-
-
-def _params(func):
-    names = list(inspect.signature(func).parameters)
-    return tuple(names[1:] if names[:1] == ['self'] else names)
-
-
-def _moved(pin):
-    """What is wrong with ``pin`` in the installed Nova, or None."""
-    owner = _nova_class(pin.owner)
-    if pin.params is None:
-        source = inspect.getsource(owner)
-        if not re.search(r'self\.%s\s*[:=]' % re.escape(pin.name), source):
-            return f'{pin.owner} no longer sets self.{pin.name}'
-        return None
-    func = getattr(owner, pin.name, None)
-    if not callable(func):
-        return f'{pin.owner}.{pin.name} is gone'
-    if _params(func) != pin.params:
-        return (f'{pin.owner}.{pin.name}{_params(func)} is not '
-                f'{pin.params}')
-    return None
+_nova_class = nova_internals._nova_class
+_params = nova_internals._params
+_moved = nova_internals.moved
 
 
 def test_every_pinned_nova_name_is_where_novaext_expects_it():
-    moved = [m for m in map(_moved, nova_internals.PINNED_NAMES) if m]
-    assert moved == []
+    assert nova_internals.moved_names() == []
 
 
 def test_a_renamed_nova_method_would_be_reported():
