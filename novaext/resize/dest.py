@@ -127,6 +127,40 @@ def merge_precopied(disk, instance, info=None):
     return base
 
 
+def finish_pending_merges(instance):
+    """Finish what a destination's finish_migration left half-done when
+    nova-compute died in it (Nova leaves the instance in RESIZE_FINISH;
+    the operator's reset-state and hard reboot come here first): each
+    disk that still arrived as writes over a pre-copied file is merged
+    (merge_precopied is idempotent: the layers are only ever read), and a
+    caught-up layer left after a finished merge is removed.
+
+    :returns: the disks merged
+    """
+    inst_dir = libvirt_utils.get_instance_path(instance)
+    try:
+        names = os.listdir(inst_dir)
+    except FileNotFoundError:
+        return []
+    merged = []
+    for name in sorted(names):
+        if name.endswith(redirect.PRECOPIED_SUFFIX):
+            disk = os.path.join(inst_dir,
+                                name[:-len(redirect.PRECOPIED_SUFFIX)])
+            if os.path.exists(disk) and merge_precopied(disk, instance):
+                merged.append(disk)
+    for name in sorted(os.listdir(inst_dir)):
+        if not name.endswith(redirect.CAUGHT_UP_SUFFIX):
+            continue
+        disk = os.path.join(inst_dir, name[:-len(redirect.CAUGHT_UP_SUFFIX)])
+        if os.path.exists(disk) and not os.path.exists(
+                disk + redirect.PRECOPIED_SUFFIX):
+            os.unlink(os.path.join(inst_dir, name))
+            LOG.info('Removed %s, left by a merge that finished', name,
+                     instance=instance)
+    return merged
+
+
 def refuse_missing_disks(instance, disk_info):
     """Every disk the source moves (resize.plan: all but swap) must be
     here before Nova's finish_migration runs: Nova would make a fresh one

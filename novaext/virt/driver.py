@@ -120,11 +120,14 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
         """Nova's hard reboot (also behind power_on and resume), which
         rebuilds the domain from the disks: first, any write a failed
         pre-copy left in its layers goes back into them
-        (resize.recovery.RedirectLeftovers), so that none is lost."""
+        (resize.recovery.RedirectLeftovers), and a destination's merge
+        that nova-compute did not finish is finished
+        (resize.dest.finish_pending_merges), so that none is lost."""
         leftovers = resize_recovery.RedirectLeftovers(
             nova_internals.NovaInternals(self), instance)
         if leftovers:
             leftovers.resolve()
+        resize_dest.finish_pending_merges(instance)
         return super()._hard_reboot(
             context, instance, network_info, share_info,
             block_device_info=block_device_info, accel_info=accel_info)

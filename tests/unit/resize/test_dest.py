@@ -193,3 +193,52 @@ def test_nova_moves_its_own_images_types(dest_dir, monkeypatch):
                         raising=False)
     resize_dest.refuse_missing_disks(
         INSTANCE, _disk_info(dest_dir, 'disk'))
+
+
+def _reads_all_three(disk):
+    spec = {'driver': 'qcow2', 'backing': None,
+            'file': {'driver': 'file', 'filename': str(disk)}}
+    _qemu_io('json:' + json.dumps(spec), 'read -P 0xa1 0 1M')
+    _qemu_io('json:' + json.dumps(spec), 'read -P 0xb2 1M 1M')
+    _qemu_io('json:' + json.dumps(spec), 'read -P 0xd4 2M 3M')
+
+
+@pytest.mark.parametrize('crash_after', [
+    'nothing', 'the caught-up commit', 'both commits'])
+def test_a_merge_interrupted_anywhere_is_finished_by_the_next_start(
+        tmp_path, crash_after):
+    """nova-compute died in finish_migration's merge: what a hard reboot
+    runs first (finish_pending_merges) finishes it with every write."""
+    from unittest import mock
+    disk, caught_up, precopied = _arrived_with_catch_up(tmp_path)
+    done = {'nothing': [], 'the caught-up commit': [caught_up],
+            'both commits': [caught_up, disk]}[crash_after]
+    from novaext import qemu_img
+    for path in done:
+        qemu_img.commit_into(str(path), str(precopied))
+
+    with mock.patch.object(resize_dest.libvirt_utils, 'get_instance_path',
+                           return_value=str(tmp_path)):
+        merged = resize_dest.finish_pending_merges(INSTANCE)
+
+    assert merged == [str(disk)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['disk']
+    assert _info(disk)['backing-filename'] == SOURCE_BASE
+    _reads_all_three(disk)
+
+
+def test_a_layer_left_after_a_finished_merge_is_removed(tmp_path):
+    from unittest import mock
+    disk, caught_up, precopied = _arrived_with_catch_up(tmp_path)
+    # Died after the rename, before the caught-up layer went.
+    from novaext import qemu_img
+    qemu_img.commit_into(str(caught_up), str(precopied))
+    qemu_img.commit_into(str(disk), str(precopied))
+    os.replace(precopied, disk)
+
+    with mock.patch.object(resize_dest.libvirt_utils, 'get_instance_path',
+                           return_value=str(tmp_path)):
+        assert resize_dest.finish_pending_merges(INSTANCE) == []
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['disk']
+    _reads_all_three(disk)

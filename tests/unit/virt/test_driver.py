@@ -79,16 +79,19 @@ class ExtLibvirtDriverContractTestCase(
     def test_hard_reboot_puts_pre_copy_writes_back_before_nova_rebuilds(
             self):
         """A hard reboot rebuilds the domain from the disks: the layers a
-        failed pre-copy left are merged into them first."""
+        failed pre-copy left are merged into them first, and a merge the
+        destination did not finish is finished."""
         instance, _ = self._get_running_instance()
         order = mock.Mock()
         order.leftovers.return_value.__bool__ = lambda _self: True
         with mock.patch.object(ext_driver.resize_recovery,
                                'RedirectLeftovers', order.leftovers), \
+                mock.patch.object(ext_driver.resize_dest,
+                                  'finish_pending_merges', order.merges), \
                 mock.patch.object(ext_driver.NovaLibvirtDriver,
                                   '_hard_reboot', order.nova_hard_reboot):
             self.connection.reboot(self.ctxt, instance, [], 'HARD')
-        self.assertEqual(['leftovers', 'leftovers().resolve',
+        self.assertEqual(['leftovers', 'leftovers().resolve', 'merges',
                           'nova_hard_reboot'],
                          [c[0] for c in order.mock_calls
                           if c[0] != 'leftovers().__bool__'])
