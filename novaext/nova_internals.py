@@ -228,6 +228,12 @@ class NovaInternals:
         return self._driver.virtapi._compute._revert_allocation(
             context, instance, migration)
 
+    def provider_traits(self, context, rp_uuid):
+        """The traits of resource provider ``rp_uuid`` in placement,
+        through the compute manager's report client."""
+        return self._driver.virtapi.reportclient.get_provider_traits(
+            context, rp_uuid).traits
+
     def roll_back_move(self, dest, inst_base, inst_base_resize, shared):
         """Nova's rollback of a failed move: ``<dir>_resize`` back to
         ``<dir>``, what reached the destination removed."""

@@ -32,6 +32,7 @@ from oslo_utils import excutils
 from oslo_utils import fileutils
 
 from novaext import progress as novaext_progress
+from novaext.resize import capabilities
 from novaext.resize import plan as transfer_plan
 from novaext.resize import precopy
 from novaext.resize import redirect
@@ -99,18 +100,22 @@ def _is_running(nova, instance):
         return False
 
 
-def _precopy_or_refuse(nova, instance, mover, planned):
+def _precopy_or_refuse(nova, context, instance, mover, planned):
     """Pass 1 of each overlay the pre-copy policy wants, while the guest
     runs and writes beside it (resize.redirect).
 
     :returns: the RedirectedWrites, or None when nothing is pre-copied (a
         guest that is not running has no downtime to shorten: its disks
-        only move once)
+        only move once; a destination that does not advertise the
+        pre-copy, resize.capabilities, gets them after power-off)
     :raises: InstanceFaultRollback, the guest running on its disks
     """
     policy = precopy.PrecopyPolicy.from_conf(CONF)
     wanted = [disk.path for disk in planned if policy.wants(disk)]
     if not wanted or not _is_running(nova, instance):
+        return None
+    if not capabilities.destination_has(nova, context, instance,
+                                        capabilities.RESIZE_PRECOPY):
         return None
     try:
         redirected = redirect.RedirectedWrites.start(
@@ -332,7 +337,8 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
         planned = _plan_or_refuse(
             nova.instance_disk_info(instance, block_device_info))
         if not shared:
-            redirected = _precopy_or_refuse(nova, instance, mover, planned)
+            redirected = _precopy_or_refuse(nova, context, instance, mover,
+                                            planned)
         _power_off(nova, instance, redirected, mover, timeout,
                    retry_interval)
     except Exception:

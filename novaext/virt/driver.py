@@ -16,6 +16,7 @@ from novaext import nova_internals
 from novaext.imagebackend import base_from_host
 from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
+from novaext.resize import capabilities as resize_capabilities
 from novaext.resize import dest as resize_dest
 from novaext.resize import orphans as resize_orphans
 from novaext.resize import recovery as resize_recovery
@@ -58,6 +59,14 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
         self._orphan_sweeper = resize_orphans.OrphanSweeper(
             nova_internals.NovaInternals(self), host,
             CONF.instances_path).start(CONF.novaext.orphan_sweep_interval)
+
+    def update_provider_tree(self, provider_tree, nodename,
+                             allocations=None):
+        """Nova's; then the traits of what this novaext accepts from its
+        peers' moves (resize.capabilities), for rolling upgrades."""
+        super().update_provider_tree(provider_tree, nodename,
+                                     allocations=allocations)
+        resize_capabilities.advertise(provider_tree, nodename)
 
     def _get_volume_driver(self, connection_info):
         """Return the volume driver for ``connection_info``.

@@ -370,7 +370,10 @@ def redirected(host):
     CONF.set_override('resize_precopy', True, group='novaext')
     CONF.set_override('resize_precopy_min_mib', 0, group='novaext')
     with mock.patch.object(resize_source.redirect.RedirectedWrites, 'start',
-                           side_effect=fake.start):
+                           side_effect=fake.start), \
+            mock.patch.object(resize_source.capabilities, 'destination_has',
+                              return_value=True) as has:
+        fake.destination_has = has
         yield fake
 
 
@@ -492,6 +495,19 @@ def test_no_catch_up_without_a_clean_shutdown(host, redirected):
 
     assert 'catch up' not in host.events
     assert (UUID, 'disk.novaext-catchup') not in host.client.pushed
+
+
+def test_a_destination_without_the_precopy_trait_gets_the_old_way(
+        host, redirected):
+    """Rolling upgrades: an older novaext on the destination would refuse
+    a pre-copied disk after power-off; it gets the disk after power-off,
+    as every release accepts."""
+    redirected.destination_has.return_value = False
+    _migrate(host)
+    assert not [e for e in host.events if e[0] == 'redirect']
+    assert (UUID, 'disk.novaext-precopy') not in host.client.pushed
+    assert redirected.destination_has.call_args.args[-1] == \
+        'CUSTOM_NOVAEXT_RESIZE_PRECOPY_V1'
 
 
 def test_small_overlay_is_not_precopied(host, redirected):

@@ -95,3 +95,18 @@ class ExtLibvirtDriverContractTestCase(
                           'nova_hard_reboot'],
                          [c[0] for c in order.mock_calls
                           if c[0] != 'leftovers().__bool__'])
+
+    def test_the_compute_node_advertises_novaext_traits(self):
+        """Rolling upgrades: peers read what this host accepts from its
+        resource provider's traits (resize.capabilities)."""
+        from nova.compute import provider_tree
+
+        from novaext.resize import capabilities
+        tree = provider_tree.ProviderTree()
+        tree.new_root('novaext-host', 'rp-uuid')
+        with mock.patch.object(ext_driver.NovaLibvirtDriver,
+                               'update_provider_tree') as nova_update:
+            self.connection.update_provider_tree(tree, 'novaext-host')
+        nova_update.assert_called_once()
+        self.assertIn(capabilities.RESIZE_PRECOPY,
+                      tree.data('novaext-host').traits)
