@@ -115,6 +115,14 @@ class RealComputeHost(fixtures.Fixture):
         self.useFixture(fixtures.MonkeyPatch(
             'nova.virt.libvirt.host.Host._conn_event_thread',
             _dispatch_conn_events_until_stopped))
+        # No placement here: every "host" of this process runs this
+        # release, so each has the traits its peers would read there
+        # (resize.capabilities; the cloud tier reads real placement).
+        self.useFixture(fixtures.MockPatch(
+            'novaext.resize.capabilities.destination_has',
+            return_value=True))
+        # No sweeper thread outliving this host's temporary instances path.
+        CONF.set_override('orphan_sweep_interval', 0, group='novaext')
         self.context = nova_context.get_admin_context()
         self.driver = virt_driver.load_compute_driver(
             fake_virt.FakeVirtAPI(), self._compute_driver)
