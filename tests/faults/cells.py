@@ -65,6 +65,23 @@ def pushing(host, server, name='disk'):
     return os.path.exists(path) and bool(leftovers.processes_about(server.id))
 
 
+# The source's faults a restart recovers from: nova-compute SIGKILLed
+# (the guest's QEMU lives on), or the host crashing (the QEMU dies too).
+SOURCE_FAULTS = ('nova_compute_killed', 'host_crash')
+
+
+def restart_after(faults, fault, server):
+    """Put ``fault`` (one of SOURCE_FAULTS) on the host of ``faults`` and
+    start its nova-compute again, as an operator (or the host's boot)
+    does; Nova's restart then recovers what it finds."""
+    if fault == 'host_crash':
+        faults.crash(server)
+    else:
+        faults.kill_nova_compute()
+    print(f'restart after {fault}: {faults.start_nova_compute():.1f} s '
+          'to node report')
+
+
 def settled(servers, server, host_name, timeout=120):
     """The server once no task runs on it, on ``host_name``; ERROR
     included (Servers.wait_for fails on it at once, while Nova may still

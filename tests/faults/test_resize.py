@@ -31,37 +31,19 @@ def _resize_into_the_push(cloud, flavors, source, server):
         source, server, '../' + server.id + '_resize/disk'))
 
 
-def test_source_nova_compute_killed_in_the_push(
-        slow_cloud, flavors, image, servers, host_faults):
+@pytest.mark.parametrize('fault', cells.SOURCE_FAULTS)
+def test_source_fault_in_the_push(
+        slow_cloud, flavors, image, servers, host_faults, fault):
     """Nova's restart reverts the move: ``<dir>_resize`` back, the guest
-    started on its disk. (Nova 34's own revert raises here before it
-    starts the guest: novaext gives it the flavor it needs.)"""
+    started on its disk (it was off for the push, so a host crash there
+    is nova-compute's death). Nova 34's own revert raises here before it
+    starts the guest: novaext gives it the flavor it needs."""
     cloud = slow_cloud
     source, server = cells.server_with_overlay(cloud, servers, flavors,
                                                image)
-    faults = host_faults['compute1']
     _resize_into_the_push(cloud, flavors, source, server)
 
-    faults.kill_nova_compute()
-    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
-
-    server = cells.settled(servers, server, source.name)
-    assert server.status == 'ACTIVE', server.fault
-    cells.assert_recovered(cloud, servers, source, server, 1)
-
-
-def test_source_host_crash_in_the_push(
-        slow_cloud, flavors, image, servers, host_faults):
-    """The guest is off during the push: a host crash there is
-    nova-compute's death, and its restart reverts the move."""
-    cloud = slow_cloud
-    source, server = cells.server_with_overlay(cloud, servers, flavors,
-                                               image)
-    faults = host_faults['compute1']
-    _resize_into_the_push(cloud, flavors, source, server)
-
-    faults.crash(server)
-    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+    cells.restart_after(host_faults['compute1'], fault, server)
 
     server = cells.settled(servers, server, source.name)
     assert server.status == 'ACTIVE', server.fault

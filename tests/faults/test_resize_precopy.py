@@ -34,11 +34,15 @@ def _resize_into_pass_one(cloud, flavors, source, server):
     cells.write(source, server, cells.DURING)
 
 
-def test_source_nova_compute_killed_in_pass_one(
-        precopy_cloud, flavors, image, servers, host_faults):
-    """The guest's QEMU outlives nova-compute: after the restart the
-    guest still runs (same QEMU), now on its own disk, with every write;
-    a hard reboot (domain rebuilt from ``disk``) reads them too."""
+@pytest.mark.parametrize('fault', cells.SOURCE_FAULTS)
+def test_source_fault_in_pass_one(
+        precopy_cloud, flavors, image, servers, host_faults, fault):
+    """nova-compute killed: the guest's QEMU outlives it, and after the
+    restart the guest still runs (same QEMU), now on its own disk. Host
+    crash: the QEMU dies too; at the start the writes layer is committed
+    into the disk and Nova's revert starts the guest on it. Either way
+    every write reads back, and after a hard reboot (domain rebuilt from
+    ``disk``) too."""
     cloud = precopy_cloud
     source, server = cells.server_with_overlay(cloud, servers, flavors,
                                                image)
@@ -46,32 +50,13 @@ def test_source_nova_compute_killed_in_pass_one(
     qemu = faults.qemu_pid(server)
     _resize_into_pass_one(cloud, flavors, source, server)
 
-    faults.kill_nova_compute()
-    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+    cells.restart_after(faults, fault, server)
 
     server = cells.settled(servers, server, source.name)
     assert server.status == 'ACTIVE', server.fault
-    assert faults.qemu_pid(server) == qemu, 'the guest was restarted'
+    if fault == 'nova_compute_killed':
+        assert faults.qemu_pid(server) == qemu, 'the guest was restarted'
     assert 'novaext-writes' not in source.domain(server).XMLDesc(0)
-    cells.assert_recovered(cloud, servers, source, server, 1)
-
-
-def test_source_host_crash_in_pass_one(
-        precopy_cloud, flavors, image, servers, host_faults):
-    """The guest's QEMU dies with nova-compute (the host lost power);
-    at nova-compute's start the writes layer is committed into the disk
-    and Nova's revert starts the guest on it."""
-    cloud = precopy_cloud
-    source, server = cells.server_with_overlay(cloud, servers, flavors,
-                                               image)
-    faults = host_faults['compute1']
-    _resize_into_pass_one(cloud, flavors, source, server)
-
-    faults.crash(server)
-    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
-
-    server = cells.settled(servers, server, source.name)
-    assert server.status == 'ACTIVE', server.fault
     cells.assert_recovered(cloud, servers, source, server, 1)
 
 
@@ -102,8 +87,7 @@ def test_source_nova_compute_killed_in_the_catch_up(
     _resize_into_the_catch_up(cloud, flavors, source, server)
     cells.write(source, server, (LAST,))
 
-    faults.kill_nova_compute()
-    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+    cells.restart_after(faults, 'nova_compute_killed', server)
 
     server = cells.settled(servers, server, source.name)
     assert server.status == 'ACTIVE', server.fault
@@ -129,8 +113,7 @@ def test_source_nova_compute_killed_in_the_final_push(
         source, server, f'../{server.id}_resize/disk.novaext-last-writes'),
         timeout=120)
 
-    faults.kill_nova_compute()
-    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+    cells.restart_after(faults, 'nova_compute_killed', server)
 
     server = cells.settled(servers, server, source.name)
     assert server.status == 'ACTIVE', server.fault
