@@ -18,8 +18,11 @@ A base is named by ``sha1(image id)``; the name alone proves nothing. So:
   it: the image, the hash verified, the base's own digest (the image hash
   itself when the base holds the image's bytes; sha256 of the result when
   it was converted to raw), and the file it was made for, by
-  (st_dev, st_ino, st_size). Not by mtime: Nova's image cache manager
-  time-stamps every base in use.
+  (st_dev, st_ino, st_size) and the inode's generation where the file
+  system keeps one (ext4, XFS, btrfs: a file that reuses a deleted one's
+  inode number gets a new generation; without it, such a file of the
+  same size passed for the old one). Not by mtime or ctime: Nova's image
+  cache manager time-stamps every base in use.
 - ``check`` runs before a present base backs a new overlay or is the
   target of a rebase: a marker that fits the file is enough; a missing or
   stale one is recomputed (the base's bytes hashed against the claim)
@@ -42,9 +45,11 @@ so does novaext. It is verified at its next use where the service answers.
 import dataclasses
 import datetime
 import errno
+import fcntl
 import hashlib
 import json
 import os
+import struct
 
 from nova import exception
 from nova.compute import utils as compute_utils
@@ -121,6 +126,7 @@ class Marker:
     size: int
     dev: int = 0
     ino: int = 0
+    gen: int | None = None
 
     def __post_init__(self):
         if (not isinstance(self.size, int) or
@@ -128,10 +134,15 @@ class Marker:
                 self.base_algo not in hashlib.algorithms_guaranteed):
             raise ValueError(f'not a base record: {self!r}')
 
-    def fits(self, st):
-        """Whether this marker was written for the file ``st`` describes."""
-        return (self.dev, self.ino, self.size) == (st.st_dev, st.st_ino,
-                                                   st.st_size)
+    def fits(self, st, gen=None):
+        """Whether this marker was written for the file ``st`` (and its
+        inode generation ``gen``) describes; a generation is compared
+        where both are known (a record from before they were kept has
+        none)."""
+        if (self.dev, self.ino, self.size) != (st.st_dev, st.st_ino,
+                                               st.st_size):
+            return False
+        return self.gen is None or gen is None or self.gen == gen
 
     @classmethod
     def load(cls, path):
@@ -140,7 +151,9 @@ class Marker:
         try:
             with open(path, 'rb') as f:
                 fields = json.loads(f.read(65536))
-            return cls(**fields)
+            # Fields of a later release are not ours to judge by.
+            known = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in fields.items() if k in known})
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError) as e:
@@ -152,13 +165,34 @@ class Marker:
         """Write this marker beside ``base``, for the file there now."""
         st = os.lstat(base)
         marker = dataclasses.replace(self, size=st.st_size, dev=st.st_dev,
-                                     ino=st.st_ino)
+                                     ino=st.st_ino,
+                                     gen=inode_generation(base))
         part = marker_path(base) + '.part'
         with fileutils.remove_path_on_error(part):
             with open(part, 'w') as f:
                 json.dump(dataclasses.asdict(marker), f)
             os.rename(part, marker_path(base))
         return marker
+
+
+# _IOR('v', 1, long): the inode's generation (the kernel writes an int).
+_FS_IOC_GETVERSION = 0x80087601
+
+
+def inode_generation(path):
+    """The generation of ``path``'s inode, or None where its file system
+    keeps none (tmpfs) or it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        out = fcntl.ioctl(fd, _FS_IOC_GETVERSION, bytes(8))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return struct.unpack('I', out[:4])[0]
 
 
 def file_digest(path, algo):
@@ -296,7 +330,7 @@ def fitting_marker(base):
         st = os.lstat(base)
     except FileNotFoundError:
         return None
-    return marker if marker.fits(st) else None
+    return marker if marker.fits(st, inode_generation(base)) else None
 
 
 def _recheck(base, image):

@@ -97,6 +97,32 @@ def test_a_record_fits_the_file_it_was_written_for_only(tmp_path):
     assert verified_base.fitting_marker(str(base)) is None
 
 
+def test_a_record_does_not_fit_a_new_file_reusing_the_inode(tmp_path):
+    """Seen in CI: a base deleted and a file of the same size put under
+    its name reused its inode number, and the stale record vouched for
+    it. The inode's generation tells them apart."""
+    base = tmp_path / 'base'
+    base.write_bytes(b'abcdef')
+    saved = _marker().save(str(base))
+    if saved.gen is None:
+        pytest.skip(f'NO INODE GENERATION on the file system of {tmp_path}')
+    os.unlink(base)
+    base.write_bytes(b'ghijkl')
+    if os.stat(base).st_ino != saved.ino:
+        pytest.skip(f'the inode was not reused in {tmp_path}')
+    assert verified_base.fitting_marker(str(base)) is None
+
+
+def test_a_record_from_before_generations_still_fits(tmp_path):
+    base = tmp_path / 'base'
+    base.write_bytes(b'abcdef')
+    saved = _marker().save(str(base))
+    old = dataclasses.replace(saved, gen=None)
+    (tmp_path / 'base.verified').write_text(
+        json.dumps(dataclasses.asdict(old)))
+    assert verified_base.fitting_marker(str(base)) == old
+
+
 def test_a_record_that_is_not_one_vouches_for_nothing(tmp_path):
     base = tmp_path / 'base'
     base.write_bytes(b'abcdef')
