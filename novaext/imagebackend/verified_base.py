@@ -151,6 +151,8 @@ class Marker:
         try:
             with open(path, 'rb') as f:
                 fields = json.loads(f.read(65536))
+            if not isinstance(fields, dict):
+                raise ValueError('not a JSON object')
             # Fields of a later release are not ours to judge by.
             known = {f.name for f in dataclasses.fields(cls)}
             return cls(**{k: v for k, v in fields.items() if k in known})
