@@ -27,15 +27,22 @@ from oslo_config import cfg  # noqa: E402
 
 from novaext import conf as novaext_conf  # noqa: E402
 
-# The drivers these tiers start in-process live shorter than a sweep's
-# interval; a sweeper thread would outlive their database fixtures.
-# (resize.orphans is tested directly; the cloud's hosts keep the default.)
 if not hasattr(cfg.CONF, 'novaext'):
     novaext_conf.register_opts(cfg.CONF)
-cfg.CONF.set_default('orphan_sweep_interval', 0, group='novaext')
 
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_orphan_sweeper_thread():
+    """The drivers these tiers start in-process live shorter than a
+    sweep's interval; a sweeper thread would outlive their database
+    fixtures. Set before each test: Nova's ConfFixture clears defaults
+    on cleanup. (resize.orphans is tested directly; the cloud's hosts
+    keep the default.)"""
+    cfg.CONF.set_default('orphan_sweep_interval', 0, group='novaext')
+    yield
 
 
 @pytest.fixture(scope='session', autouse=True)
