@@ -121,11 +121,13 @@ class RealComputeHost(fixtures.Fixture):
         self.useFixture(fixtures.MockPatch(
             'novaext.resize.capabilities.destination_has',
             return_value=True))
-        # No sweeper thread outliving this host's temporary instances path.
-        CONF.set_override('orphan_sweep_interval', 0, group='novaext')
         self.context = nova_context.get_admin_context()
         self.driver = virt_driver.load_compute_driver(
             fake_virt.FakeVirtAPI(), self._compute_driver)
+        # No sweeper thread outliving this host's temporary instances
+        # path. (Set once the driver registered [novaext]: the demo and
+        # the benchmarks load no test conftest that would have.)
+        CONF.set_override('orphan_sweep_interval', 0, group='novaext')
         self.driver.init_host(self.hostname)
         self.addCleanup(self._stop_nova_threads)
         self.addCleanup(self._destroy_leftover_domains)
