@@ -38,6 +38,7 @@ from oslo_log import log as logging
 from novaext import nova_internals
 from novaext import qemu_img
 from novaext.resize import redirect
+from novaext.resize import source as resize_source
 from novaext.snapshot import live
 
 LOG = logging.getLogger(__name__)
@@ -106,11 +107,6 @@ def running_guest(nova, instance):
     return guest if guest.is_active() else None
 
 
-class _Quiet:
-    def update(self, *args, **kwargs):
-        pass
-
-
 class RedirectLeftovers:
     """The redirect layers of ``instance``'s disks (module docstring)."""
 
@@ -158,7 +154,7 @@ class RedirectLeftovers:
         block = guest.get_block_device(dev)
         if block.get_job_info() is None:
             nova_internals.start_active_commit(guest, dev, disk, top)
-        live.BlockJobWaiter(block, disk, 0, _Quiet()).wait()
+        live.BlockJobWaiter(block, disk, 0, None).wait()
         block.abort_job(pivot=True)
         LOG.warning('Merged the writes of an interrupted resize, %(top)s, '
                     'into %(disk)s; the guest runs on it',
@@ -206,17 +202,8 @@ def _remove_partial_copy(nova, instance, migration):
     if not dest or migration.dest_compute == migration.source_compute:
         return
     inst_base = libvirt_utils.get_instance_path(instance)
-    if nova.is_path_shared_with(dest, inst_base):
-        return
-    try:
-        nova.remotefs.remove_dir(dest, inst_base)
-    except Exception as e:
-        LOG.warning('Could not remove the partial copy of an interrupted '
-                    'resize from %(dest)s: %(err)s; it is left there',
-                    {'dest': dest, 'err': e}, instance=instance)
-        return
-    LOG.info('Removed the partial copy of an interrupted resize from '
-             '%s', dest, instance=instance)
+    if not nova.is_path_shared_with(dest, inst_base):
+        resize_source.remove_partial_copy(nova, dest, inst_base, instance)
 
 
 def _end_migration(nova, context, instance, migration):

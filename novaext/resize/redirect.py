@@ -76,13 +76,6 @@ class RedirectFailed(exception.NovaException):
                'its %(suffix)s file, which must not be deleted')
 
 
-class _Quiet:
-    """A progress sink for BlockJobWaiter: the merge is not reported."""
-
-    def update(self, *args, **kwargs):
-        pass
-
-
 def _unlink_quietly(path):
     try:
         os.unlink(path)
@@ -178,7 +171,7 @@ class RedirectedWrites:
                 block = guest.get_block_device(dev)
                 nova_internals.start_active_commit(
                     guest, dev, path, path + self._layers[-1])
-                live.BlockJobWaiter(block, path, 0, _Quiet()).wait()
+                live.BlockJobWaiter(block, path, 0, None).wait()
                 # Synchronous: returns once the guest is on its disk.
                 block.abort_job(pivot=True)
         except Exception as e:

@@ -83,7 +83,9 @@ def _copy_local(src, dst, sparse):
         '--sparse=always' if sparse else '--sparse=auto', src, dst)
 
 
-def _remove_partial_copy(nova, dest, inst_base, instance):
+def remove_partial_copy(nova, dest, inst_base, instance):
+    """Remove what reached ``dest`` of the move of ``instance``; a failure
+    is logged and left (the orphan sweep of ``dest`` removes it later)."""
     try:
         nova.remotefs.remove_dir(dest, inst_base)
     except Exception as e:
@@ -344,7 +346,7 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
     except Exception:
         with excutils.save_and_reraise_exception():
             if not shared:
-                _remove_partial_copy(nova, dest, inst_base, instance)
+                remove_partial_copy(nova, dest, inst_base, instance)
 
     nova.unplug_vifs(instance, network_info)
     for vol in virt_driver.block_device_info_get_mapping(block_device_info):
@@ -377,7 +379,7 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
                 # Deleted mid-move (Nova's delete stopped the push through
                 # the job tracker): nothing to roll back to, and Nova's
                 # cleanup leaves the partial copy on the destination.
-                _remove_partial_copy(nova, dest, inst_base, instance)
+                remove_partial_copy(nova, dest, inst_base, instance)
     finally:
         if redirected is not None:
             # Merged into the disks after power-off: only sent.

@@ -120,7 +120,8 @@ _TRY_NEXT = ('VIR_ERR_OPERATION_INVALID', 'VIR_ERR_NO_SUPPORT',
 
 
 class BlockJobWaiter:
-    """Polls a copy job until its mirror is ready, with progress."""
+    """Polls a copy job until its mirror is ready, with progress
+    (``progress``: None reports nothing)."""
 
     def __init__(self, dev, disk, timeout, progress, poll=0.5,
                  clock=time.monotonic, sleep=time.sleep):
@@ -140,10 +141,12 @@ class BlockJobWaiter:
                 # A copy job never ends by itself: gone means failed.
                 raise LiveSnapshotFailed(
                     disk=self.disk, reason='the block job disappeared')
-            self.progress.update(info.cur, info.end)
+            if self.progress is not None:
+                self.progress.update(info.cur, info.end)
             if info.end and info.cur == info.end and \
                     self.dev.is_job_complete():
-                self.progress.update(info.cur, info.end, final=True)
+                if self.progress is not None:
+                    self.progress.update(info.cur, info.end, final=True)
                 return
             if self.timeout and self._clock() - start > self.timeout:
                 raise BlockJobTimeout(disk=self.disk, seconds=self.timeout)
