@@ -66,6 +66,11 @@ def foreground(tmp_path, request):
     proc = subprocess.Popen(cmd + ['run'], stdout=log, stderr=log)
     listen = tls_conf['rsync_tls_port'] if tls_conf else port
     _wait_for('the daemon answering', lambda: rsyncd_answers(listen))
+    # rsync's daemon forks one process per connection: the probe's own
+    # must be gone before the tests count what the service started.
+    started = 2 if tls_conf else 1
+    _wait_for('the probe connection\'s process gone',
+              lambda: len(_children(proc.pid)) == started)
     yield {'proc': proc, 'port': port, 'tmp': tmp_path, 'log': log,
            'instances': instances, 'tls': tls_conf}
     if proc.poll() is None:
