@@ -206,6 +206,22 @@ RESIZE_OPTS = [
              'this many MiB (allocated on the source): below it, the '
              'push after power-off is short anyway and the snapshot and '
              'two commits are not worth it.'),
+    cfg.IntOpt(
+        'resize_precopy_min_free_mib', default=1024, min=0,
+        help='Free space (MiB) the source\'s instances_path must have '
+             'for a pre-copy (resize_precopy) to start. While pass 1 '
+             'pushes, the guest writes into a new layer beside its disk '
+             'instead of in place, and merging that layer back needs room '
+             'for it and for what it adds to the disk. Below this, the '
+             'disks move after power-off as without pre-copy. When the '
+             'free space falls below half of it during pass 1, the '
+             'pre-copy stops before the file system fills (where QEMU '
+             'would pause the guest): the guest\'s writes are merged back '
+             'into its disk while it runs, and the resize fails with the '
+             'guest running on the source.'
+             '\n\nPossible values:\n\n* 0: no check\n* a number of '
+             'MiB\n\nRelated options:\n\n* resize_precopy\n* '
+             '[DEFAULT]instances_path'),
 ]
 
 PROGRESS_OPTS = [

@@ -30,8 +30,10 @@ from oslo_log import log as logging
 from oslo_serialization import jsonutils
 from oslo_utils import excutils
 from oslo_utils import fileutils
+from oslo_utils import units
 
 from novaext import progress as novaext_progress
+from novaext import space
 from novaext.resize import capabilities
 from novaext.resize import plan as transfer_plan
 from novaext.resize import precopy
@@ -119,6 +121,16 @@ def _precopy_or_refuse(nova, context, instance, mover, planned):
     if not capabilities.destination_has(nova, context, instance,
                                         capabilities.RESIZE_PRECOPY):
         return None
+    reserve = space.Reserve(
+        os.path.dirname(wanted[0]),
+        CONF.novaext.resize_precopy_min_free_mib * units.Mi,
+        'The pre-copy', '[novaext]resize_precopy_min_free_mib')
+    short = reserve.shortage_to_start()
+    if short is not None:
+        LOG.warning('No pre-copy: %s. The disks move after power-off.',
+                    short, instance=instance)
+        return None
+    mover.reserve = reserve
     try:
         redirected = redirect.RedirectedWrites.start(
             nova, instance, nova.host.get_guest(instance), wanted)
@@ -131,7 +143,8 @@ def _precopy_or_refuse(nova, context, instance, mover, planned):
             mover.precopy(os.path.basename(path))
     except Exception as e:
         redirected.merge_live()
-        if isinstance(e, rsync_client.RsyncTransferError):
+        if isinstance(e, (rsync_client.RsyncTransferError,
+                          space.NotEnoughSpace)):
             raise exception.InstanceFaultRollback(
                 exception.ResizeError(reason=str(e))) from e
         raise
@@ -197,6 +210,8 @@ class _Mover:
         self.files = 0
         self.precopied = set()
         self.redirected = None
+        # space.Reserve of the source while pass 1 runs
+        self.reserve = None
         # disk name -> its frozen writes file, until the catch-up pass
         # has pushed it
         self.catch_up_pending = {}
@@ -245,7 +260,8 @@ class _Mover:
         writes file as ``name``."""
         self.precopy_sent += self._push(
             os.path.join(self.inst_base, name), name, False,
-            precopy.PRECOPY, remote_name=redirect.precopied_name(name))
+            precopy.PRECOPY, remote_name=redirect.precopied_name(name),
+            reserve=self.reserve)
         self.precopied.add(name)
 
     def push_caught_up(self):
@@ -267,15 +283,21 @@ class _Mover:
                 return
             del self.catch_up_pending[name]
 
-    def _push(self, src, name, sparse, push_pass, remote_name=None):
+    def _push(self, src, name, sparse, push_pass, remote_name=None,
+              reserve=None):
+        """Push ``src`` as ``remote_name`` (default ``name``); with a
+        space.Reserve, stopped by NotEnoughSpace once it is not kept."""
         with novaext_progress.Progress(
                 self.context, self.instance, 'resize.push',
                 {'target': self.client.target, 'file': name,
                  'pass': push_pass}) as progress:
+            on_progress = progress.phase(
+                precopy.PHASE_OF_PASS[push_pass]).update
+            if reserve is not None:
+                on_progress = reserve.watching(on_progress)
             pushed = self.client.push(
                 src, self.dir_name, remote_name or name, sparse=sparse,
-                on_progress=progress.phase(
-                    precopy.PHASE_OF_PASS[push_pass]).update,
+                on_progress=on_progress,
                 on_execute=self._on_execute,
                 on_completion=self._on_completion)
             progress.end(bytes_sent=pushed)

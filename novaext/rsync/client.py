@@ -208,7 +208,9 @@ class RsyncDaemonClient:
 
         :param sparse: keep holes (raw disks) instead of writing zeros
         :param on_progress: called as ``on_progress(bytes_done,
-            percent=percent)`` as rsync reports progress, from this thread
+            percent=percent)`` as rsync reports progress, from this
+            thread; what it raises stops the push (rsync killed) and is
+            raised from here
         :param on_execute, on_completion: called with the rsync process
             when it starts and ends (see ``_run``)
         :returns: bytes rsync sent over the wire
@@ -309,6 +311,10 @@ def _execute_streaming(cmd, on_progress, on_execute=None,
             on_execute(proc)
         try:
             out = _read_progress(proc, on_progress)
+        except BaseException:
+            # on_progress stopped the transfer (or it was interrupted).
+            proc.kill()
+            raise
         finally:
             if on_completion:
                 on_completion(proc)

@@ -22,6 +22,7 @@ from nova.virt.libvirt import instancejobtracker
 from nova.virt.libvirt import utils as libvirt_utils
 from oslo_config import cfg
 from oslo_config import fixture as config_fixture
+from oslo_utils import units
 
 from novaext.nova_internals import NovaInternals
 from novaext.resize import source as resize_source
@@ -602,3 +603,39 @@ def test_stopped_guest_is_not_precopied(host, redirected):
     _migrate(host)
     assert not [e for e in host.events if e[0] == 'redirect']
     assert host.events[:2] == ['disk info', 'power off']
+
+
+def test_too_little_free_space_on_the_source_moves_the_disks_after_power_off(
+        host, redirected, caplog):
+    """The redirect needs room Nova's in-place writes do not: below the
+    reserve the guest writes in place and its disks move after
+    power-off."""
+    CONF.set_override('resize_precopy_min_free_mib', 1024, group='novaext')
+    with mock.patch.object(resize_source.space, 'free_bytes',
+                           return_value=1000 * units.Mi):
+        _migrate(host)
+
+    assert not [e for e in host.events if e[0] == 'redirect']
+    assert (UUID, 'disk.novaext-precopy') not in host.client.pushed
+    assert 'No pre-copy: The pre-copy needs 1024 MiB free' in caplog.text
+    assert 'which has 1000 MiB' in caplog.text
+
+
+def test_free_space_falling_in_pass_1_stops_it_with_the_guest_running(
+        host, redirected):
+    """Half the reserve left while pass 1 pushes: the push stops, the
+    writes are merged back live and the resize fails before the guest
+    is powered off, rather than QEMU pausing it on a full file system."""
+    CONF.set_override('resize_precopy_min_free_mib', 1024, group='novaext')
+    free = iter([1024 * units.Mi, 511 * units.Mi])
+    with mock.patch.object(resize_source.space, 'free_bytes',
+                           side_effect=lambda path: next(free)):
+        with pytest.raises(exception.InstanceFaultRollback,
+                           match='needs 512 MiB free .* which has 511 MiB'):
+            _migrate(host)
+
+    assert _without_disk_info(host.events) == [
+        ('redirect', ['disk']), ('push', 'disk.novaext-precopy'),
+        'merge live']
+    host.drv.power_off.assert_not_called()
+    assert os.path.isdir(host.inst_dir)

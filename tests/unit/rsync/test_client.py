@@ -111,3 +111,23 @@ def test_plain_connections_turn_nagle_off_tls_leaves_it_to_stunnel(tmp_path):
     tls.push('/tmp/x', 'i', 'disk')
     assert '--sockopts=TCP_NODELAY' in calls[0]
     assert not any(arg.startswith('--sockopts') for arg in calls[1])
+
+
+def test_a_progress_callback_that_raises_stops_the_transfer():
+    """What on_progress raises (e.g. space.NotEnoughSpace) ends the
+    process at once and reaches the caller unchanged."""
+    started = []
+
+    class Stop(Exception):
+        pass
+
+    def on_progress(done, percent=None):
+        raise Stop(done)
+
+    cmd = ['sh', '-c', 'echo "     32,768   5%    0.00kB/s    0:00:00"; '
+           'exec sleep 60']
+    with pytest.raises(Stop):
+        rsync_client._execute_streaming(cmd, on_progress,
+                                        on_execute=started.append)
+    (proc,) = started
+    assert proc.returncode == -9
