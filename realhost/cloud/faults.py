@@ -10,9 +10,11 @@ environment the stopped one had, so it is the same service with the
 same configuration, as a service manager would restart it.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 import time
 
 from realhost.cloud import processes
@@ -229,3 +231,49 @@ class HostFaults:
             os.kill(pid, signal.SIGKILL)
         for pid in victims:
             _wait_gone(pid)
+
+    # -- space ----------------------------------------------------------
+
+    def seen_inside(self, path):
+        """``path`` as this host's processes see it (its mount namespace),
+        read from outside."""
+        return f'/proc/{self.virtlogd_pid()}/root{path}'
+
+    @contextlib.contextmanager
+    def small_file_system(self, path, size_mib):
+        """A fresh ext4 file system of ``size_mib`` mounted at ``path``
+        (made) in this host's mount namespace only, so everything of this
+        host writing there meets a real ENOSPC once it is full. Yields
+        where it is seen from outside (seen_inside); unmounted and
+        removed at the end, with what is in it."""
+        image = tempfile.NamedTemporaryFile(
+            dir=self.host.dir, prefix='novaext-faults-fs-', suffix='.img',
+            delete=False)
+        image.truncate(size_mib * 1024 * 1024)
+        image.close()
+        subprocess.run(['mkfs.ext4', '-q', '-F', '-m', '0', image.name],
+                       check=True, capture_output=True)
+        subprocess.run(self._in_host(['mkdir', '-p', path]), check=True)
+        subprocess.run(self._in_host(['mount', '-o', 'loop', image.name,
+                                      path]), check=True,
+                       capture_output=True)
+        try:
+            yield self.seen_inside(path)
+        finally:
+            subprocess.run(self._in_host(['umount', '-l', path]),
+                           check=True, capture_output=True)
+            subprocess.run(self._in_host(['rm', '-rf', path]), check=True)
+            os.unlink(image.name)
+
+    @contextlib.contextmanager
+    def ballast(self, path, size):
+        """``size`` bytes allocated (fallocate) in a file under ``path``
+        (a directory of this host, seen from outside), so its file system
+        has that much less free; removed at the end."""
+        fd, name = tempfile.mkstemp(dir=path, prefix='novaext-faults-ballast-')
+        try:
+            os.posix_fallocate(fd, 0, size)
+            yield name
+        finally:
+            os.close(fd)
+            os.unlink(name)

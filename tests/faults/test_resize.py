@@ -8,6 +8,8 @@ write back through the guest's QEMU, again after a hard reboot, and
 finds nothing of the move left on either host or in placement.
 """
 
+import os
+
 import pytest
 
 from tests.cloud import checks
@@ -103,3 +105,27 @@ def test_destination_nova_compute_killed_in_the_push(
     cloud.api.compute.confirm_server_resize(server)
     server = servers.wait(server, 'ACTIVE')
     cells.assert_recovered(cloud, servers, dest, server, 2)
+
+
+def test_destination_full_in_the_push(
+        slow_cloud, flavors, image, servers, host_faults):
+    """The destination's file system fills while the overlay arrives (a
+    real ENOSPC: a 48 MiB ext4 at the instance's directory there). As
+    with stock Nova's copy, the push fails after power-off: the move is
+    rolled back on the source, the server goes to ERROR with rsync's
+    error; reset-state and a hard reboot bring it back with its data, and
+    what had arrived is removed."""
+    cloud = slow_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    dest = cloud.hosts['compute2']
+    with host_faults['compute2'].small_file_system(
+            os.path.join(dest.instances_path, server.id), 48) as seen:
+        _resize_into_the_push(cloud, flavors, source, server)
+        server = cells.settled(servers, server, source.name)
+        assert server.status == 'ERROR'
+        assert 'No space left on device' in server.fault['message']
+        # (The directory itself is the file system's mount point here.)
+        assert sorted(os.listdir(seen)) in ([], ['lost+found'])
+    server = cells.reset_then_hard_reboot(cloud, servers, source, server)
+    cells.assert_recovered(cloud, servers, source, server, 1)
