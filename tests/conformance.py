@@ -27,7 +27,7 @@ def swap():
 
     With NOVAEXT_CONFORMANCE_BASELINE=1 in the environment nothing is
     swapped: the same tests run against Nova's own classes (the baseline
-    the counts in the README are compared with).
+    the counts in doc/source/contributor/testing.rst are compared with).
 
     :returns: Nova's own LibvirtDriver class
     """

@@ -106,16 +106,28 @@ class HostFaults:
 
     # -- nova-compute -------------------------------------------------
 
-    def kill_nova_compute(self):
-        """SIGKILL nova-compute (its children, e.g. an rsync push, are
-        left as an OOM kill or a crash leaves them)."""
+    def kill_nova_compute(self, with_children=False):
+        """SIGKILL nova-compute. Its children (an rsync push, a qemu-img
+        commit) are left as an OOM kill leaves them, or, ``with_children``,
+        killed with it as a host crash kills them."""
         pid = self._compute.pid()
         if pid is None:
             raise RuntimeError(f'nova-compute is not running on '
                                f'{self.host.name}')
         self._compute_cmd = _argv_env(pid)
-        os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid)
+        victims = processes.descendants(pid) if with_children else [pid]
+        for victim in victims:
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for victim in victims:
+            _wait_gone(victim)
+
+    def nova_compute_children(self):
+        """Every live process below nova-compute."""
+        pid = self._compute.pid()
+        return [] if pid is None else processes.descendants(pid)[1:]
 
     def start_nova_compute(self, timeout=120):
         """Start nova-compute again as the cloud ran it, with

@@ -11,10 +11,15 @@ through the guest's QEMU, and after a hard reboot (which rebuilds the
 domain from ``disk``) again; then nothing left anywhere.
 """
 
+import os
+import shutil
+import time
+
 import pytest
 
 from tests.cloud import checks
 from tests.faults import cells
+from tests.faults import leftovers
 
 
 @pytest.fixture(scope='module')
@@ -142,3 +147,73 @@ def test_source_libvirtd_restarted_in_pass_one(
     cloud.api.compute.confirm_server_resize(server)
     server = servers.wait(server, 'ACTIVE')
     cells.assert_recovered(cloud, servers, dest, server, 2)
+
+
+def _merging(faults, server):
+    """True while a qemu-img run by the host's nova-compute commits a
+    layer into the server's pre-copied file (resize.dest.merge_precopied)."""
+    for pid in faults.nova_compute_children():
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                argv = f.read().decode(errors='replace')
+        except OSError:
+            continue
+        if 'qemu-img' in argv and 'commit' in argv and server.id in argv \
+                and 'novaext-precopy' in argv:
+            return True
+    return False
+
+
+def test_destination_crash_in_the_merge(
+        precopy_cloud, flavors, image, servers, host_faults):
+    """The destination dies (nova-compute and its qemu-img) while it
+    commits what the guest wrote during the pre-copy into the pre-copied
+    file: finish_migration never returned. Nova 34 has no recovery for
+    an instance left in RESIZE_FINISH (stock Nova's own finish_migration
+    leaves it so too); the operator's reset-state and hard reboot on the
+    destination finish the merge from the layers, which are only ever
+    read, and the guest runs there with every write. What Nova keeps of
+    the interrupted migration stays: the source's ``<dir>_resize`` (a
+    whole copy, every write committed into it after power-off) and the
+    migration's allocation there."""
+    cloud = precopy_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    dest = cloud.hosts['compute2']
+    dest_faults = host_faults['compute2']
+    _resize_into_the_catch_up(cloud, flavors, source, server)
+    cells.write(source, server, (LAST,))
+    # Each commit lasts a fraction of a second: watched closely.
+    deadline = time.monotonic() + 180
+    while not _merging(dest_faults, server):
+        assert time.monotonic() < deadline, 'no merge within 180 s'
+        time.sleep(0.005)
+
+    dest_faults.kill_nova_compute(with_children=True)
+    print(f'restart: {dest_faults.start_nova_compute():.1f} s')
+    log_offset = os.path.getsize(dest.log('nova-compute'))
+
+    server = cloud.api.compute.get_server(server.id)
+    assert (server.status, server.task_state, server.compute_host) == (
+        'RESIZE', 'resize_finish', dest.name)
+    server = cells.reset_then_hard_reboot(cloud, servers, dest, server)
+    with open(dest.log('nova-compute'), errors='replace') as f:
+        f.seek(log_offset)
+        assert 'Merged what the guest wrote during the pre-copy' in f.read()
+    cells.all_marks(dest, server)
+    cells.read(dest, server, (CAUGHT_UP, LAST))
+    server = cells.hard_reboot(cloud, servers, dest, server)
+    cells.all_marks(dest, server)
+    cells.read(dest, server, (CAUGHT_UP, LAST))
+
+    assert leftovers.leftover_files(dest, server.id) == []
+    assert source.instance_files(server.id) == [server.id + '_resize']
+    assert leftovers.leftover_files(source, server.id) == [
+        server.id + '_resize']
+    assert leftovers.processes_about(server.id) == []
+    # The operator's cleanup of what Nova kept, once the guest is fine.
+    shutil.rmtree(os.path.join(source.instances_dir, server.id + '_resize'))
+    for migration in cloud.api.compute.get(
+            f'/os-migrations?instance_uuid={server.id}',
+            microversion='2.59').json()['migrations']:
+        cloud.api.placement.delete(f'/allocations/{migration["uuid"]}')
