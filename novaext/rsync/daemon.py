@@ -32,6 +32,7 @@ import time
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 
+from novaext.rsync import pidfile
 from novaext.rsync import tls as rsync_tls
 
 LOG = logging.getLogger(__name__)
@@ -242,14 +243,8 @@ def write_config(settings):
 
 
 def running_pid(settings):
-    """Return the daemon's PID if its PID file names a live process."""
-    try:
-        with open(settings.pid_file) as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
+    """Return the daemon's PID if its PID file names a live rsync."""
+    return pidfile.live_pid(settings.pid_file, ('rsync',))
 
 
 def answers(settings, host='127.0.0.1', timeout=2.0):

@@ -25,6 +25,8 @@ import time
 
 from oslo_concurrency import processutils
 
+from novaext.rsync import pidfile
+
 # The daemon behind stunnel: reachable from this host only.
 LOOPBACK = '127.0.0.1'
 
@@ -112,13 +114,9 @@ def render_stunnel_config(settings, foreground=False):
 
 
 def stunnel_running_pid(settings):
-    try:
-        with open(settings.stunnel_pid_file) as f:
-            pid = int(f.read().strip())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    return pid
+    """stunnel's PID if its PID file names a live stunnel."""
+    return pidfile.live_pid(settings.stunnel_pid_file,
+                            ('stunnel', 'stunnel4'))
 
 
 def start_stunnel(settings, config_file):

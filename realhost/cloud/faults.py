@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 
+from novaext.rsync import pidfile
 from realhost.cloud import processes
 
 NOVA_COMPUTE_UP = 'Final resource view'
@@ -181,12 +182,21 @@ class HostFaults:
 
     # -- the rsync daemon ---------------------------------------------
 
-    def kill_rsyncd(self):
+    def kill_rsyncd(self, with_transfers=False):
+        """SIGKILL the rsync daemon: its listener only (the transfers it
+        forked run to their end), or ``with_transfers`` as a service
+        manager stopping it kills its whole group."""
         pid = self.rsyncd_pid()
         if pid is None:
             raise RuntimeError(f'no rsync daemon on {self.host.name}')
-        os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid)
+        victims = processes.descendants(pid) if with_transfers else [pid]
+        for victim in victims:
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for victim in victims:
+            _wait_gone(victim)
 
     def start_rsyncd(self):
         """``novaext-rsyncd start`` with nova-compute's config files."""
@@ -200,8 +210,12 @@ class HostFaults:
             cmd += ['--config-file', config]
         out = subprocess.run(self._in_host(cmd + ['start']), env=env,
                              capture_output=True, text=True, check=True)
-        with open(os.path.join(self.pids, 'rsyncd.pid'), 'w') as f:
+        pid_file = os.path.join(self.pids, 'rsyncd.pid')
+        with open(pid_file, 'w') as f:
             f.write(out.stdout.strip().splitlines()[-1] + '\n')
+        if pidfile.live_pid(pid_file, ('rsync',)) is None:
+            raise RuntimeError(f'no rsync daemon on {self.host.name} after '
+                               f'novaext-rsyncd start: {out.stdout}')
 
     # -- libvirtd -----------------------------------------------------
 
