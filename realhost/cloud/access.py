@@ -121,6 +121,13 @@ class Host:
         conf.read(os.path.join(self.dir, 'compute.conf'))
         return conf.get(section, name)
 
+    @property
+    def stock_nova(self):
+        """True when this host runs stock Nova's LibvirtDriver (the
+        cloud's stock profile), not novaext's."""
+        return self.option('DEFAULT', 'compute_driver') == \
+            'libvirt.LibvirtDriver'
+
     def path(self, *parts):
         """A path under this host's instances path, as the host sees it."""
         return os.path.join(self.instances_path, *parts)

@@ -258,6 +258,17 @@ class HostFaults:
         for pid in victims:
             _wait_gone(pid)
 
+    # -- the link -------------------------------------------------------
+
+    def limit_ssh_link(self, kib_per_s):
+        """Slow what the stock profile's sshd here receives to
+        ``kib_per_s`` (0: no limit), the stand-in for a slow link that
+        novaext's pushes get from [novaext]rsync_bwlimit_kib."""
+        path = os.path.join(self.host.dir, 'ssh', 'bwlimit-kib')
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            f.write(f'{kib_per_s}\n')
+
     # -- space ----------------------------------------------------------
 
     def seen_inside(self, path):

@@ -26,9 +26,11 @@ def leftover_files(host, server_id):
     return sorted(found)
 
 
-def processes_about(server_id, commands=('rsync', 'stunnel', 'qemu-img')):
+def processes_about(server_id, commands=('rsync', 'stunnel', 'qemu-img',
+                                         'scp', 'ssh')):
     """Live processes among ``commands`` whose command line names the
-    server (an rsync push, a qemu-img run on its disks)."""
+    server (an rsync push, stock Nova's scp, a qemu-img run on its
+    disks)."""
     found = []
     for entry in os.listdir('/proc'):
         if not entry.isdigit():

@@ -27,10 +27,11 @@ def _copying(host, server):
 
 
 def _scratch(host):
+    """The snapshot's temporary directories (novaext's are named
+    novaext-snapshot-*, stock Nova's tmp*)."""
     directory = host.outside(host.path('snapshots'))
     try:
-        return sorted(n for n in os.listdir(directory)
-                      if n.startswith('novaext-snapshot-'))
+        return sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
 
