@@ -161,29 +161,30 @@ IMAGE_CACHE_OPTS = [
 
 RESIZE_OPTS = [
     cfg.BoolOpt(
-        'resize_precopy', default=False,
+        'resize_precopy', default=True,
         help='Resize and cold migration to another host: push a qcow2 '
              'root overlay of at least resize_precopy_min_mib to the '
              'destination while the guest still runs. Just before, a '
              'disk-only external snapshot (no libvirt metadata) sends '
              'the guest\'s writes to a new file beside the overlay, so '
-             'the overlay pushed does not change; after the guest is '
-             'shut down, that file is committed into the overlay on the '
-             'source (which stays whole for a revert) and it alone is '
-             'sent, then committed on the destination. The guest is '
-             'down for what it wrote since the pre-copy began, not the '
-             'whole overlay. A failed pre-copy fails the resize with the '
-             'guest still running on the source, its writes committed '
-             'back into its disk. Both hosts must run a novaext that '
-             'knows this (an older destination refuses the disk rather '
-             'than losing the writes). False: one push after power-off, '
-             'as before. Off by default: while the pre-copy runs, the '
-             'guest\'s only copy of its recent writes is the '
-             '<disk>.novaext-writes layer, which Nova\'s own restart and '
-             'hard-reboot paths do not know (nova-compute killed or the '
-             'host crashing in that window loses those writes at the next '
-             'hard reboot). It stays off until the fault tier proves the '
-             'pre-copy safe at every instant.'),
+             'the overlay pushed does not change; what the guest wrote '
+             'meanwhile is sent while it shuts down, and after power-off '
+             'only what it wrote since, each committed into the overlay '
+             'on the source (which stays whole for a revert) and on the '
+             'destination. The guest is down for its last writes, not '
+             'the whole overlay. A failed pre-copy fails the resize with '
+             'the guest still running on the source, its writes merged '
+             'back into its disk. nova-compute killed or the host '
+             'crashing at any point of it is recovered when nova-compute '
+             'starts again (and before any hard reboot), with every '
+             'write (the fault tier proves each window). Only to a '
+             'destination that advertises the trait '
+             'CUSTOM_NOVAEXT_RESIZE_PRECOPY_V1 (this release or later); '
+             'others get the disks after power-off.'
+             '\n\nPossible values:\n\n* True: pre-copy where it '
+             'pays\n* False: one push after power-off\n\nRelated '
+             'options:\n\n* resize_precopy_min_mib\n* '
+             'resize_precopy_min_free_mib'),
     cfg.IntOpt(
         'orphan_sweep_interval', default=600, min=0,
         help='How often, in seconds, this host looks for the partial '

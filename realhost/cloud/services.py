@@ -438,7 +438,7 @@ class Profile:
 
     virt_type: str | None
     disable_deep_image_inspection: bool
-    resize_precopy: bool = False
+    resize_precopy: bool = True
 
 
 PROFILES = {
@@ -450,8 +450,7 @@ PROFILES = {
     # inspection reads the bzImage's boot signature as an MBR and refuses
     # it (spawn fetches the same kernel uninspected), so the guest could
     # not be block live migrated.
-    # Pre-copy on (off by default): its in-guest resize test proves it.
-    'guest': Profile('qemu', True, resize_precopy=True),
+    'guest': Profile('qemu', True),
 }
 
 

@@ -53,17 +53,17 @@ def test_unreadable_disk_is_left_to_the_push_after_power_off(tmp_path):
                                         DiskRole.ROOT, Action.PUSH_OVERLAY))
 
 
-def test_policy_from_options_is_off_by_default():
-    """Off until the fault tier proves the pre-copy safe at every
-    instant (issue 30): the default resize moves after power-off only."""
+def test_policy_from_options_is_on_by_default():
+    """On since the fault tier proves each window of the pre-copy
+    (issue 30): overlays of 128 MiB or more go before power-off."""
     fixture = config_fixture.Config(CONF)
     fixture.setUp()
     try:
         assert precopy.PrecopyPolicy.from_conf(CONF) == \
-            precopy.PrecopyPolicy(False, 128 * MiB)
-        CONF.set_override('resize_precopy', True, group='novaext')
+            precopy.PrecopyPolicy(True, 128 * MiB)
+        CONF.set_override('resize_precopy', False, group='novaext')
         CONF.set_override('resize_precopy_min_mib', 5, group='novaext')
         assert precopy.PrecopyPolicy.from_conf(CONF) == \
-            precopy.PrecopyPolicy(True, 5 * MiB)
+            precopy.PrecopyPolicy(False, 5 * MiB)
     finally:
         fixture.cleanUp()
