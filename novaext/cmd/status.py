@@ -44,7 +44,9 @@ def rsync_version(output):
     return tuple(int(n) for n in found.groups())
 
 
-def _mode_problem(path, what):
+def _mode_problem(path, what, owners, whose):
+    """Why ``path`` is not a secret file owned by one of the uids
+    ``owners`` (``whose``: who reads it), or None."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -52,9 +54,9 @@ def _mode_problem(path, what):
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         return (f'{what} {path} is mode {stat.S_IMODE(st.st_mode):o}: '
                 f'others can read it (chmod 600)')
-    if st.st_uid != os.getuid():
-        return (f'{what} {path} belongs to uid {st.st_uid}, not to the '
-                f'user checking ({os.getuid()}), who runs nova-compute')
+    if st.st_uid not in owners:
+        return (f'{what} {path} belongs to uid {st.st_uid}; {whose} reads '
+                f'it (uid {" or ".join(map(str, sorted(owners)))})')
     return None
 
 
@@ -146,14 +148,21 @@ class Checks(upgradecheck.UpgradeCommands):
 
     def _check_secret_files(self):
         opts = self.conf.novaext
+        # The daemon reads the secrets file: root under the shipped
+        # systemd unit, or nova-compute's user where it runs as that
+        # (rsync's strict modes want it private to the daemon's user).
+        # nova-compute's rsync client reads the password file.
         problems = [p for p in (
-            _mode_problem(opts.rsync_secrets_file, 'rsync_secrets_file'),
-            _mode_problem(opts.rsync_password_file, 'rsync_password_file'),
+            _mode_problem(opts.rsync_secrets_file, 'rsync_secrets_file',
+                          {0, os.getuid()}, 'the rsync daemon'),
+            _mode_problem(opts.rsync_password_file, 'rsync_password_file',
+                          {os.getuid()}, 'nova-compute (the user checking)'),
         ) if p]
         if problems:
             return Result(Code.FAILURE, '; '.join(problems))
-        return Result(Code.SUCCESS, 'rsync_secrets_file and '
-                      'rsync_password_file: mode 600, owned by this user')
+        return Result(Code.SUCCESS, 'rsync_secrets_file (the daemon\'s) '
+                      'and rsync_password_file (nova-compute\'s): mode '
+                      '600, owned by who reads them')
 
     def _check_tls(self):
         opts = self.conf.novaext

@@ -112,6 +112,23 @@ def test_secret_files(host):
     assert checks._check_secret_files().code == Code.FAILURE
 
 
+def test_the_daemons_secrets_may_be_roots_the_password_not(host,
+                                                           monkeypatch):
+    """nova-compute runs as nova (uid 4242 here); the shipped unit runs
+    the daemon as root, whose secrets file is root's (the files here are
+    this test's, uid 0 when run as root)."""
+    checks = host.write()
+    owner = os.stat(host.dir / 'secrets').st_uid
+    monkeypatch.setattr(os, 'getuid', lambda: 4242)
+    result = checks._check_secret_files()
+    if owner == 0:
+        assert 'rsync_secrets_file' not in result.details
+    assert result.code == Code.FAILURE
+    assert 'rsync_password_file' in result.details
+    assert 'nova-compute (the user checking) reads it (uid 4242)' in \
+        result.details
+
+
 def _tls_options(cert, ca):
     return {'rsync_transport': 'tls', 'rsync_tls_cert_file': cert[0],
             'rsync_tls_key_file': cert[1], 'rsync_tls_ca_file': ca[0]}
