@@ -39,6 +39,12 @@ def main():
                 return 1
             print(f'{service.name}: {result} '
                   f'({time.monotonic() - began:.1f} s)')
+        if not args.names:
+            healed = cloud_services.delete_orphan_allocations(state)
+            if healed:
+                print(f'placement: removed {healed} allocation(s) of '
+                      'instances and migrations no longer there (left by '
+                      'an earlier run that was cut off)')
         print(f'cloud up in {time.monotonic() - start:.1f} s; '
               f'source {os.path.join(state.etc, "openrc")}')
     elif args.action == 'down':

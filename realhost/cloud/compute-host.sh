@@ -45,6 +45,31 @@ printf 'InitiatorName=iqn.2026-12.org.novaext.cloud:%s\n' "$HOST_NAME" \
     > "$HOST_DIR/root/etc/iscsi/initiatorname.iscsi"
 mount --bind "$HOST_DIR/root/etc/iscsi" /etc/iscsi
 
+# The stock-Nova profile (SSH_PORT set): Nova copies disks to its peer
+# with scp and probes shared storage with ssh, as root. Each host gets an
+# sshd on its own address and a private /root/.ssh (the cloud's key,
+# that port); the peer's data passes ssh-throttle.py, which a test can
+# slow down through $HOST_DIR/ssh/bwlimit-kib.
+if [ -n "${SSH_PORT:-}" ]; then
+    : "${SSH_KEY:?}" "${SSH_THROTTLE:?}"
+    ssh_dir=$HOST_DIR/ssh
+    client=$HOST_DIR/root/root/.ssh
+    mkdir -p "$ssh_dir" "$client" /root/.ssh /run/sshd
+    [ -e "$ssh_dir/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$ssh_dir/host_key"
+    chmod 700 "$client"
+    install -m 600 "$SSH_KEY" "$client/id_ed25519"
+    printf 'Host *\n    Port %s\n    IdentityFile /root/.ssh/id_ed25519\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n' \
+        "$SSH_PORT" > "$client/config"
+    mount --bind "$client" /root/.ssh
+    /usr/sbin/sshd -f /dev/null -h "$ssh_dir/host_key" \
+        -o "ListenAddress $HOST_IP:$SSH_PORT" -o "PidFile $pids/sshd.pid" \
+        -o "AuthorizedKeysFile $SSH_KEY.pub" -o "PermitRootLogin prohibit-password" \
+        -o "StrictModes no" -o "UsePAM no" -o "PasswordAuthentication no" \
+        -o "Subsystem sftp /usr/lib/openssh/sftp-server" \
+        -o "ForceCommand /usr/bin/python3 $SSH_THROTTLE $ssh_dir/bwlimit-kib" \
+        -E "$logs/sshd.log"
+fi
+
 virtlogd -d -p "$pids/virtlogd.pid"
 libvirtd -d --listen -p "$pids/libvirtd.pid"
 for _ in $(seq 100); do

@@ -433,12 +433,16 @@ PROFILE_ENV = 'NOVAEXT_CLOUD_PROFILE'
 class Profile:
     """How the compute hosts run: ``virt_type`` (None: kvm where
     /dev/kvm opens, else qemu), Nova's
-    ``[workarounds]disable_deep_image_inspection`` and novaext's
-    ``[novaext]resize_precopy``."""
+    ``[workarounds]disable_deep_image_inspection``, novaext's
+    ``[novaext]resize_precopy``, the ``compute_driver`` and whether the
+    hosts reach each other over ssh (``nova_ssh``: stock Nova copies
+    disks with scp and probes shared storage with ssh)."""
 
     virt_type: str | None
     disable_deep_image_inspection: bool
     resize_precopy: bool = True
+    compute_driver: str = 'novaext.ExtLibvirtDriver'
+    nova_ssh: bool = False
 
 
 PROFILES = {
@@ -451,7 +455,17 @@ PROFILES = {
     # it (spawn fetches the same kernel uninspected), so the guest could
     # not be block live migrated.
     'guest': Profile('qemu', True),
+    # Stock Nova 34 on the same cloud, for the fault tier's side-by-side
+    # matrix (scripts/fault-matrix): Nova's own LibvirtDriver, its ssh
+    # copy between the hosts (an sshd per host, in the host's namespaces,
+    # on its own address).
+    'stock': Profile(None, False, compute_driver='libvirt.LibvirtDriver',
+                     nova_ssh=True),
 }
+
+# The stock profile's sshd port on each host's address.
+SSH_PORT = 2022
+SSH_THROTTLE = os.path.join(os.path.dirname(__file__), 'ssh-throttle.py')
 
 
 def profile():
@@ -491,7 +505,7 @@ class ComputeHost:
         os.makedirs(logs, exist_ok=True)
         self.daemon = Daemon(state, 'nova-compute', pids, logs)
         self.helpers = [Daemon(state, n, pids, logs)
-                        for n in ('rsyncd', 'libvirtd', 'virtlogd')]
+                        for n in ('rsyncd', 'sshd', 'libvirtd', 'virtlogd')]
 
     def up(self):
         if self.daemon.pid():
@@ -509,7 +523,9 @@ class ComputeHost:
             instances=INSTANCES, virt_type=kind,
             disable_deep_image_inspection=str(
                 chosen.disable_deep_image_inspection).lower(),
-            resize_precopy=str(chosen.resize_precopy).lower())
+            resize_precopy=str(chosen.resize_precopy).lower(),
+            compute_driver=chosen.compute_driver)
+        ssh_env = self._ssh_env() if chosen.nova_ssh else {}
         subprocess.run(
             ['unshare', '--mount', '--uts', '--propagation', 'private',
              'bash', HOST_SCRIPT],
@@ -518,11 +534,25 @@ class ComputeHost:
                      VENV_BIN=self.state.venv_bin,
                      ROOT_PATH=root_path(self.state),
                      NOVA_CONF=os.path.join(self.state.etc, 'nova.conf'),
-                     HOST_CONF=host_conf),
+                     HOST_CONF=host_conf, **ssh_env),
             check=True, capture_output=True, text=True)
         wait_for(f'nova-compute on {self.name}', self._registered,
                  timeout=120, interval=2)
         return f'started at {self.ip} ({kind})'
+
+    def _ssh_env(self):
+        """compute-host.sh's environment for an sshd on this host: one key
+        pair for the cloud (its public half the only authorized key)."""
+        key = os.path.join(self.state.root, 'ssh', 'id_ed25519')
+        if not os.path.exists(key + '.pub'):
+            os.makedirs(os.path.dirname(key), exist_ok=True)
+            for stale in (key, key + '.pub'):
+                if os.path.exists(stale):
+                    os.unlink(stale)
+            subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '',
+                            '-C', 'novaext-cloud', '-f', key], check=True)
+        return {'SSH_PORT': str(SSH_PORT), 'SSH_KEY': key,
+                'SSH_THROTTLE': SSH_THROTTLE}
 
     def _registered(self):
         if self.daemon.pid() is None:
@@ -588,6 +618,20 @@ class ComputeHost:
         for name in names.split():
             subprocess.run(['virsh', '-c', uri, 'destroy', name],
                            capture_output=True)
+
+
+def delete_orphan_allocations(state):
+    """Nova's own ``nova-manage placement audit --delete``: allocations of
+    consumers that are neither an instance nor a migration in progress (a
+    test run cut off between a move and its cleanup leaves them, and they
+    hold the hosts' few VCPUs). Returns how many it removed."""
+    out = subprocess.run(
+        [state.tool('nova-manage'), '--config-file',
+         os.path.join(state.etc, 'nova.conf'), 'placement', 'audit',
+         '--delete', '--verbose'], capture_output=True, text=True)
+    if out.returncode not in (0, 3, 4):  # 3: none found, 4: deleted some
+        raise RuntimeError(f'nova-manage placement audit: {out.stderr}')
+    return out.stdout.count('Deleted allocations for consumer')
 
 
 SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone, Placement, Glance, Neutron,

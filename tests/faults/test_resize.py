@@ -17,11 +17,22 @@ from tests.faults import cells
 
 
 @pytest.fixture(scope='module')
-def slow_cloud(cloud, with_options):
+def slow_cloud(cloud, with_options, host_faults):
+    """The link slowed: novaext's pushes by its option, stock Nova's scp
+    (the cloud's stock profile) at the receiving sshd."""
     with_options(['compute1', 'compute2'],
                  rsync_bwlimit_kib=cells.BWLIMIT_KIB,
                  orphan_sweep_interval=cells.SWEEP_INTERVAL)
-    return cloud
+    for faults in host_faults.values():
+        faults.limit_ssh_link(cells.BWLIMIT_KIB)
+    yield cloud
+    for faults in host_faults.values():
+        faults.limit_ssh_link(0)
+
+
+def _novaext_only(cloud, why):
+    if cloud.hosts['compute1'].stock_nova:
+        pytest.skip(f'stock Nova: {why}')
 
 
 def _resize_into_the_push(cloud, flavors, source, server):
@@ -60,6 +71,7 @@ def test_destination_rsync_daemon_killed_in_the_push(
     bring the server back with its data. The partial copy the source
     could not remove goes with the destination's orphan sweep."""
     cloud = slow_cloud
+    _novaext_only(cloud, 'no rsync daemon in its copy (ssh)')
     source, server = cells.server_with_overlay(cloud, servers, flavors,
                                                image)
     dest_faults = host_faults['compute2']
@@ -124,8 +136,10 @@ def test_destination_full_in_the_push(
         _resize_into_the_push(cloud, flavors, source, server)
         server = cells.settled(servers, server, source.name)
         assert server.status == 'ERROR'
-        assert 'No space left on device' in server.fault['message']
+        fault = server.fault['message']
         # (The directory itself is the file system's mount point here.)
         assert sorted(os.listdir(seen)) in ([], ['lost+found'])
     server = cells.reset_then_hard_reboot(cloud, servers, source, server)
     cells.assert_recovered(cloud, servers, source, server, 1)
+    # The operator is told why (stock Nova: "ProcessExecutionError").
+    assert 'No space left on device' in fault
