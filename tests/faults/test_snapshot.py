@@ -58,10 +58,20 @@ def test_nova_compute_killed_in_the_block_copy(
     # The snapshot request, never acknowledged by the dead nova-compute,
     # is delivered again to the new one, which may take the snapshot
     # once more: wait for that to end too.
-    cells.wait_until('the snapshot settled', lambda: cloud.api.image.get_image(
-        snapshot.id).status not in ('saving',) and
-        cloud.api.compute.get_server(server.id).task_state is None and
-        not _scratch(source), timeout=120)
+    def state():
+        return (cloud.api.image.get_image(snapshot.id).status,
+                cloud.api.compute.get_server(server.id).task_state,
+                _scratch(source))
+
+    deadline = time.monotonic() + 120
+    while True:
+        image_status, task_state, scratch = state()
+        if image_status != 'saving' and task_state is None and not scratch:
+            break
+        assert time.monotonic() < deadline, (
+            f'not settled within 120 s: image {image_status}, task '
+            f'{task_state}, scratch left {scratch}')
+        time.sleep(0.2)
     print('the interrupted snapshot\'s image ended',
           cloud.api.image.get_image(snapshot.id).status)
     server = cells.settled(servers, server, source.name)
