@@ -26,14 +26,19 @@ def _copying(host, server):
     return dom is not None and '<mirror' in dom.XMLDesc(0)
 
 
-def _scratch(host):
-    """The snapshot's temporary directories (novaext's are named
-    novaext-snapshot-*, stock Nova's tmp*)."""
+def _entries(host):
     directory = host.outside(host.path('snapshots'))
     try:
-        return sorted(os.listdir(directory))
+        return set(os.listdir(directory))
     except FileNotFoundError:
-        return []
+        return set()
+
+
+def _scratch(host, before):
+    """The snapshot's temporary directories (novaext's are named
+    novaext-snapshot-*, stock Nova's tmp*): what the snapshots directory
+    holds that it did not hold ``before``."""
+    return sorted(_entries(host) - before)
 
 
 def test_nova_compute_killed_in_the_block_copy(
@@ -44,6 +49,7 @@ def test_nova_compute_killed_in_the_block_copy(
     faults = host_faults['compute1']
     qemu = faults.qemu_pid(server)
 
+    before = _entries(source)
     snapshot = cloud.api.compute.create_server_image(
         server, 'novaext-faults-snapshot')
     servers.image_ids.append(snapshot.id)
@@ -52,7 +58,7 @@ def test_nova_compute_killed_in_the_block_copy(
         assert time.monotonic() < deadline, 'no block copy within 60 s'
         time.sleep(0.02)
     faults.kill_nova_compute()
-    assert _scratch(source), 'the scratch directory should be there'
+    assert _scratch(source, before), 'the scratch directory should be there'
     print(f'restart: {faults.start_nova_compute():.1f} s to node report')
 
     # The snapshot request, never acknowledged by the dead nova-compute,
@@ -61,7 +67,7 @@ def test_nova_compute_killed_in_the_block_copy(
     def state():
         return (cloud.api.image.get_image(snapshot.id).status,
                 cloud.api.compute.get_server(server.id).task_state,
-                _scratch(source))
+                _scratch(source, before))
 
     deadline = time.monotonic() + 120
     while True:
@@ -89,5 +95,5 @@ def test_nova_compute_killed_in_the_block_copy(
     # (The image turns active as its upload ends, just before the scratch
     # directory goes.)
     cells.wait_until('the scratch directory removed',
-                     lambda: not _scratch(source), timeout=30)
+                     lambda: not _scratch(source, before), timeout=30)
     cells.all_marks(source, server, during=False)
