@@ -61,6 +61,18 @@ def _wait_gone(pid, timeout=30):
     raise TimeoutError(f'process {pid} still alive after {timeout} s')
 
 
+def _kill(pid, with_descendants=False):
+    """SIGKILL ``pid`` (and every process below it) and wait until gone."""
+    victims = processes.descendants(pid) if with_descendants else [pid]
+    for victim in victims:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for victim in victims:
+        _wait_gone(victim)
+
+
 class HostFaults:
     """The faults of one compute host (a realhost.cloud.access.Host)."""
 
@@ -116,14 +128,7 @@ class HostFaults:
             raise RuntimeError(f'nova-compute is not running on '
                                f'{self.host.name}')
         self._compute_cmd = _argv_env(pid)
-        victims = processes.descendants(pid) if with_children else [pid]
-        for victim in victims:
-            try:
-                os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for victim in victims:
-            _wait_gone(victim)
+        _kill(pid, with_descendants=with_children)
 
     def nova_compute_children(self):
         """Every live process below nova-compute."""
@@ -189,14 +194,7 @@ class HostFaults:
         pid = self.rsyncd_pid()
         if pid is None:
             raise RuntimeError(f'no rsync daemon on {self.host.name}')
-        victims = processes.descendants(pid) if with_transfers else [pid]
-        for victim in victims:
-            try:
-                os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for victim in victims:
-            _wait_gone(victim)
+        _kill(pid, with_descendants=with_transfers)
 
     def start_rsyncd(self):
         """``novaext-rsyncd start`` with nova-compute's config files."""

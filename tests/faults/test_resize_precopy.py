@@ -180,19 +180,26 @@ def test_source_libvirtd_restarted_in_pass_one(
     cells.assert_recovered(cloud, servers, dest, server, 2)
 
 
-def _merging(faults, server):
-    """True while a qemu-img run by the host's nova-compute commits a
-    layer into the server's pre-copied file (resize.dest.merge_precopied)."""
-    for pid in faults.nova_compute_children():
-        try:
-            with open(f'/proc/{pid}/cmdline', 'rb') as f:
-                argv = f.read().decode(errors='replace')
-        except OSError:
-            continue
-        if 'qemu-img' in argv and 'commit' in argv and server.id in argv \
-                and 'novaext-precopy' in argv:
-            return True
-    return False
+def _wait_for_commit(faults, server, mark, timeout=180):
+    """Wait until a qemu-img run by the host's nova-compute commits a
+    layer of the server's whose command line names ``mark``. Each commit
+    lasts a fraction of a second: watched closely."""
+    def committing():
+        for pid in faults.nova_compute_children():
+            try:
+                with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                    argv = f.read().decode(errors='replace')
+            except OSError:
+                continue
+            if 'qemu-img' in argv and 'commit' in argv and \
+                    server.id in argv and mark in argv:
+                return True
+        return False
+
+    deadline = time.monotonic() + timeout
+    while not committing():
+        assert time.monotonic() < deadline, f'no commit within {timeout} s'
+        time.sleep(0.005)
 
 
 def test_destination_crash_in_the_merge(
@@ -214,11 +221,8 @@ def test_destination_crash_in_the_merge(
     dest_faults = host_faults['compute2']
     _resize_into_the_catch_up(cloud, flavors, source, server)
     cells.write(source, server, (LAST,))
-    # Each commit lasts a fraction of a second: watched closely.
-    deadline = time.monotonic() + 180
-    while not _merging(dest_faults, server):
-        assert time.monotonic() < deadline, 'no merge within 180 s'
-        time.sleep(0.005)
+    # resize.dest.merge_precopied, into the pre-copied file.
+    _wait_for_commit(dest_faults, server, 'novaext-precopy')
 
     dest_faults.kill_nova_compute(with_children=True)
     print(f'restart: {dest_faults.start_nova_compute():.1f} s')
@@ -305,21 +309,6 @@ def test_server_deleted_in_pass_one(
     assert leftovers.allocations(cloud, server.id) == {}
 
 
-def _committing_on_source(faults, server):
-    """True while a qemu-img run by the source's nova-compute commits the
-    guest's writes layers into its disk after power-off."""
-    for pid in faults.nova_compute_children():
-        try:
-            with open(f'/proc/{pid}/cmdline', 'rb') as f:
-                argv = f.read().decode(errors='replace')
-        except OSError:
-            continue
-        if 'qemu-img' in argv and 'commit' in argv and server.id in argv \
-                and 'novaext-' in argv:
-            return True
-    return False
-
-
 def test_source_crash_in_the_commit_after_power_off(
         precopy_cloud, flavors, image, servers, host_faults):
     """The guest is off; the source commits what it wrote during the
@@ -333,10 +322,8 @@ def test_source_crash_in_the_commit_after_power_off(
     faults = host_faults['compute1']
     _resize_into_the_catch_up(cloud, flavors, source, server)
     cells.write(source, server, (LAST,))
-    deadline = time.monotonic() + 180
-    while not _committing_on_source(faults, server):
-        assert time.monotonic() < deadline, 'no commit within 180 s'
-        time.sleep(0.005)
+    # The guest's writes layers into its disk, after power-off.
+    _wait_for_commit(faults, server, 'novaext-')
 
     faults.kill_nova_compute(with_children=True)
     print(f'restart: {faults.start_nova_compute():.1f} s to node report')
