@@ -12,8 +12,11 @@ devices, FIFOs, other users' files, hard links) are logged and left
 alone: Nova's scan would time-stamp or remove through them.
 
 It also removes what a crashed download, pull from a peer or legacy
-restore leaves in ``_base`` (``<name>.part``, Nova's ``<name>.converted``),
-and the verified-base records (``<name>.verified``) whose base is gone,
+restore leaves in ``_base`` (``<name>.part``, Nova's ``<name>.converted``):
+at nova-compute's start, each one whose base's lock no one holds
+(``remove_interrupted_partials``; the one nova-compute that died wrote
+it), and in the periodic run those unchanged for long; and the
+verified-base records (``<name>.verified``) whose base is gone,
 which Nova's scan never looks at; quarantined bases
 (``<name>.quarantined-<time>``) are the operator's and stay. Everything
 else is Nova's.
@@ -24,6 +27,7 @@ import stat
 import time
 
 from nova.virt.libvirt import imagecache
+from oslo_concurrency import lockutils
 from oslo_config import cfg
 from oslo_log import log as logging
 
@@ -36,6 +40,51 @@ LOG = logging.getLogger(__name__)
 
 RESIZE_SUFFIX = '_resize'
 PARTIAL_SUFFIXES = (base_names.PART_SUFFIX, '.converted')
+# Nova's utils.synchronized: the prefix of its external lock files.
+NOVA_LOCK_PREFIX = 'nova-'
+
+
+def remove_interrupted_partials(base_dir, lock_path):
+    """Remove the partial files in ``base_dir`` that no one is writing:
+    those whose base's external lock (in ``lock_path``, the lock every
+    base is made under, by Nova and novaext) can be taken at once. Call
+    when nova-compute starts: the download, pull or conversion that
+    wrote such a file died with the previous nova-compute. A host that
+    shares instances_path and is writing one holds its lock; that file
+    is left. Never raises.
+
+    :returns: the names removed
+    """
+    removed = []
+    try:
+        names = sorted(os.listdir(base_dir))
+    except OSError:
+        return removed
+    for name in names:
+        if not name.endswith(PARTIAL_SUFFIXES):
+            continue
+        path = os.path.join(base_dir, name)
+        base = name.rsplit('.', 1)[0]
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                continue
+            lock = lockutils.external_lock(
+                base, lock_file_prefix=NOVA_LOCK_PREFIX, lock_path=lock_path)
+            if not lock.acquire(blocking=False):
+                LOG.info('Leaving %s: its base is being made', path)
+                continue
+            try:
+                os.unlink(path)
+            finally:
+                lock.release()
+        except OSError as e:
+            LOG.warning('Could not remove %(path)s: %(error)s',
+                        {'path': path, 'error': e})
+            continue
+        LOG.warning('Removed %s, left by a download or conversion that '
+                    'nova-compute did not finish', path)
+        removed.append(name)
+    return removed
 
 
 class ExtImageCacheManager(imagecache.ImageCacheManager):

@@ -5,6 +5,7 @@ behaviour not overridden here is Nova's own.
 """
 
 import functools
+import os
 
 from nova.compute import task_states
 from nova.virt.libvirt import driver as libvirt_driver
@@ -50,12 +51,17 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
 
     def init_host(self, host):
         """Nova's; then what snapshots nova-compute did not finish left
-        (snapshot.recovery), and the sweep of partial copies other
+        (snapshot.recovery) and the partial files of its interrupted
+        downloads (image_cache), and the sweep of partial copies other
         hosts' failed moves left here (resize.orphans), every
         [novaext]orphan_sweep_interval seconds."""
         super().init_host(host)
         snapshot_recovery.recover(nova_internals.NovaInternals(self), host,
                                   CONF.libvirt.snapshots_directory)
+        image_cache.remove_interrupted_partials(
+            os.path.join(CONF.instances_path,
+                         CONF.image_cache.subdirectory_name),
+            os.path.join(CONF.instances_path, 'locks'))
         self._orphan_sweeper = resize_orphans.OrphanSweeper(
             nova_internals.NovaInternals(self), host,
             CONF.instances_path).start(CONF.novaext.orphan_sweep_interval)

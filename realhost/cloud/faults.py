@@ -73,6 +73,16 @@ def _kill(pid, with_descendants=False):
         _wait_gone(victim)
 
 
+def limit_image_service(cloud, kib_per_s):
+    """Slow image data to and from the cloud's image service to
+    ``kib_per_s`` (0: no limit) from the next request on: a base's
+    download and a snapshot's upload last long enough for a fault."""
+    from realhost.cloud import wsgi
+    with open(os.path.join(cloud.root, 'etc', wsgi.IMAGE_BWLIMIT_FILE),
+              'w') as f:
+        f.write(f'{kib_per_s}\n')
+
+
 class HostFaults:
     """The faults of one compute host (a realhost.cloud.access.Host)."""
 

@@ -4,6 +4,7 @@ Each service is a small class over Daemon: ``up`` is idempotent (a live
 recorded PID means it is up), ``down`` stops the recorded PID only.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ from realhost.cloud import processes
 from realhost.cloud.processes import Daemon
 from realhost.cloud.processes import Died
 from realhost.cloud.processes import wait_for
+from realhost.cloud.wsgi import IMAGE_BWLIMIT_FILE
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), 'templates')
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -196,6 +198,8 @@ class WsgiService:
 
     name = None
     port = None
+    # Requests served at once by the worker (gunicorn's gthread above 1).
+    threads = 1
     app = None          # realhost.cloud.wsgi:<name>
     config = None       # template rendered into etc/
     # Keystone's catalog: the service's type (None: not registered), its
@@ -230,7 +234,8 @@ class WsgiService:
         self.prepare(config)
         self.daemon.start(
             [self.state.tool('gunicorn'), '--bind', f'127.0.0.1:{self.port}',
-             '--workers', '1', '--timeout', '300',
+             '--workers', '1', '--threads', str(self.threads),
+             '--timeout', '300',
              '--pythonpath', REPO,
              f'realhost.cloud.wsgi:{self.app or self.name}()'],
             env={'NOVAEXT_CLOUD_CONFIG': config})
@@ -279,16 +284,22 @@ class Placement(WsgiService):
 
 
 class Glance(WsgiService):
-    """Glance with its file store under <state>/data/glance."""
+    """Glance with its file store under <state>/data/glance; image data
+    slowed on demand (realhost.cloud.wsgi.ImageDataThrottle), the other
+    requests served beside a slowed transfer."""
 
     name = 'glance'
     port = 9292
+    threads = 4
     config = 'glance-api.conf'
     service_type = 'image'
 
     def prepare(self, config):
         self.run(self.state.tool('glance-manage'), '--config-file', config,
                  'db_sync')
+        # A limit left by an interrupted fault test would slow every boot.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.state.etc, IMAGE_BWLIMIT_FILE))
 
 
 class Neutron(WsgiService):

@@ -1,6 +1,8 @@
 """ExtImageCacheManager's cleanup of partial files left in ``_base``."""
 
 import os
+import subprocess
+import sys
 import time
 from unittest import mock
 
@@ -118,3 +120,59 @@ def test_entries_that_are_not_bases_are_neither_stamped_nor_removed(
     assert os.path.islink(linked) and os.path.exists(fifo)
     said = ' '.join(str(c.args[1]) for c in warning.call_args_list)
     assert 'a symbolic link' in said and 'a FIFO' in said
+
+
+# -- at nova-compute's start --------------------------------------------------
+
+def _holding_lock(lock_path, name):
+    """Another process holding the external lock of base ``name`` (as
+    another host sharing instances_path would) until it is killed."""
+    code = ('import sys, time\n'
+            'from oslo_concurrency import lockutils\n'
+            'lock = lockutils.external_lock(sys.argv[1], '
+            'lock_file_prefix="nova-", lock_path=sys.argv[2])\n'
+            'lock.acquire()\n'
+            'print("held", flush=True)\n'
+            'time.sleep(60)\n')
+    holder = subprocess.Popen([sys.executable, '-c', code, name,
+                               str(lock_path)], stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline().strip() == 'held'
+    return holder
+
+
+def test_partials_of_a_dead_nova_compute_go_at_start(tmp_path):
+    base_dir = tmp_path / '_base'
+    base_dir.mkdir()
+    for name in ('a' * 40 + '.part', 'b' * 40 + '.converted', 'c' * 40,
+                 'c' * 40 + '.verified'):
+        (base_dir / name).write_bytes(b'x')
+
+    removed = image_cache.remove_interrupted_partials(
+        str(base_dir), str(tmp_path / 'locks'))
+
+    assert removed == ['a' * 40 + '.part', 'b' * 40 + '.converted']
+    assert sorted(os.listdir(base_dir)) == ['c' * 40, 'c' * 40 + '.verified']
+
+
+def test_a_partial_whose_base_is_being_made_elsewhere_stays(tmp_path):
+    base_dir = tmp_path / '_base'
+    base_dir.mkdir()
+    (base_dir / ('a' * 40 + '.part')).write_bytes(b'x')
+    (base_dir / ('b' * 40 + '.part')).symlink_to('/etc/passwd')
+    holder = _holding_lock(tmp_path / 'locks', 'a' * 40)
+    try:
+        removed = image_cache.remove_interrupted_partials(
+            str(base_dir), str(tmp_path / 'locks'))
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert removed == []
+    assert sorted(os.listdir(base_dir)) == ['a' * 40 + '.part',
+                                            'b' * 40 + '.part']
+
+
+def test_no_base_directory_yet_is_nothing_to_do(tmp_path):
+    assert image_cache.remove_interrupted_partials(
+        str(tmp_path / 'missing'), str(tmp_path / 'locks')) == []
