@@ -115,7 +115,7 @@ PINNED_NAMES = (
     # libvirt guest
     PinnedName('nova.virt.libvirt.guest.Guest', '_domain', None,
                'attribute', 'volume: the guest\'s view of a disk size; '
-               'resize: an active commit'),
+               'resize: an active commit; snapshot: a saved guest'),
 )
 
 
@@ -274,6 +274,13 @@ def guest_block_capacity(guest, target_dev):
     ``target_dev`` (libvirt's virDomainGetBlockInfo); Nova's Guest has
     no public method for it."""
     return guest._domain.blockInfo(target_dev)[0]
+
+
+def has_saved_state(guest):
+    """True when libvirt holds a managed save image of ``guest`` (a
+    managedSave whose guest was not started again); Nova's Guest has no
+    public method for it."""
+    return bool(guest._domain.hasManagedSaveImage(0))
 
 
 def start_active_commit(guest, target_dev, base, top):

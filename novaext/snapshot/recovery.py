@@ -14,6 +14,12 @@ the rest:
   host's scratch directories is aborted (no pivot: the guest stays on
   its disk), and a domain left transient is defined again from what
   runs;
+- a guest that a cold snapshot had saved (managedSave; the record in
+  its scratch directory, snapshot.cold) and that is still off with its
+  saved state is started again from it, through Nova's own restore of a
+  cold snapshot, as the snapshot would have; Nova's start would leave
+  it off until the power-state sync stops it, and the next start would
+  discard its saved memory;
 - this host's scratch directories are removed (named by the host,
   ``scratch_prefix``, so that a host sharing instances_path never
   removes another's).
@@ -25,7 +31,13 @@ import os
 import shutil
 
 from lxml import etree
+from nova import context as nova_context
+from nova import exception
+from nova import objects
 from oslo_log import log as logging
+
+from novaext import nova_internals
+from novaext.snapshot import cold
 
 LOG = logging.getLogger(__name__)
 
@@ -85,11 +97,60 @@ def abort_stale_copies(nova, host, snapshots_directory):
     return ended
 
 
-def remove_scratch(host, snapshots_directory):
-    """Remove ``host``'s scratch directories (none is in use when
-    nova-compute starts); returns their paths."""
-    removed = sorted(glob.glob(os.path.join(
+def _scratch_directories(host, snapshots_directory):
+    return sorted(glob.glob(os.path.join(
         glob.escape(snapshots_directory), scratch_prefix(host) + '*')))
+
+
+def resume_saved_guests(nova, host, snapshots_directory):
+    """Start again, from their saved state, the guests that ``host``'s
+    unfinished cold snapshots left saved. A guest running, gone, or
+    without a saved state is left as it is (it was restored, deleted, or
+    started by someone else).
+
+    :returns: (the uuids of the instances started, the scratch
+        directories whose guest could not be: they are kept, so that the
+        next start tries again)
+    """
+    context = nova_context.get_admin_context()
+    resumed, failed = [], []
+    for scratch in _scratch_directories(host, snapshots_directory):
+        record = cold.read_saved_record(scratch)
+        if record is None:
+            continue
+        uuid, power_state = record
+        try:
+            instance = objects.Instance.get_by_uuid(context, uuid)
+            guest = nova.host.get_guest(instance)
+        except (exception.InstanceNotFound, exception.NotFound):
+            continue
+        if guest.is_active() or not nova_internals.has_saved_state(guest):
+            continue
+        try:
+            nova.restore_guest_after_cold_snapshot(context, power_state,
+                                                   instance, guest)
+        except Exception:
+            LOG.exception('Could not start the guest again from the state '
+                          'a cold snapshot saved (nova-compute had died '
+                          'before the snapshot ended); its record %s is '
+                          'kept for the next start. A hard reboot starts '
+                          'it afresh instead, without that state',
+                          scratch, instance=instance)
+            failed.append(scratch)
+            continue
+        LOG.warning('Started the guest again from the state a cold '
+                    'snapshot saved: nova-compute had died before the '
+                    'snapshot ended', instance=instance)
+        resumed.append(uuid)
+    return resumed, failed
+
+
+def remove_scratch(host, snapshots_directory, keep=()):
+    """Remove ``host``'s scratch directories (none is in use when
+    nova-compute starts) but those in ``keep``; returns their paths."""
+    removed = [path for path in _scratch_directories(host,
+                                                     snapshots_directory)
+               if path not in keep]
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
         LOG.warning('Removed %s, the scratch directory of a snapshot that '
@@ -98,12 +159,15 @@ def remove_scratch(host, snapshots_directory):
 
 
 def recover(nova, host, snapshots_directory):
-    """init_host's step: both of the above, in that order (a mirror is
-    released before its file goes). A failure is logged: it never keeps
-    nova-compute from starting (the guests' data is safe either way)."""
+    """init_host's step: the three above, in that order (a mirror is
+    released and a saved guest started before their directory goes). A
+    failure is logged: it never keeps nova-compute from starting (the
+    guests' data is safe either way); what failed stays for the next
+    start."""
     try:
         abort_stale_copies(nova, host, snapshots_directory)
-        remove_scratch(host, snapshots_directory)
+        _, failed = resume_saved_guests(nova, host, snapshots_directory)
+        remove_scratch(host, snapshots_directory, keep=failed)
     except Exception:
         LOG.exception('Could not end what an interrupted snapshot left; '
                       'it is left as it is')

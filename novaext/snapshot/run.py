@@ -235,6 +235,6 @@ class SnapshotRun:
             self.instance, disk_path, image_type=source_type)
         with snapshot_cold.SavedGuest(self.nova, self.context,
                                       self.instance, guest, self.method,
-                                      original_state):
+                                      original_state, tmpdir):
             self._extract(disk_path, source_format, out, image_format, base,
                           root_disk)

@@ -125,3 +125,42 @@ def assert_recovered(cloud, servers, host, server, disk_gb, during=True):
     leftovers.assert_nothing_left(cloud, server, host.name)
     leftovers.assert_allocated_only_on(cloud, server, host.name, disk_gb)
     return server
+
+
+def snapshot_entries(host):
+    """What the snapshots directory of ``host`` holds now."""
+    directory = host.outside(host.path('snapshots'))
+    try:
+        return set(os.listdir(directory))
+    except FileNotFoundError:
+        return set()
+
+
+def snapshot_scratch(host, before):
+    """The snapshots' temporary directories (novaext's are named
+    novaext-snapshot-*, stock Nova's tmp*): what the snapshots directory
+    holds that it did not hold ``before``."""
+    return sorted(snapshot_entries(host) - before)
+
+
+def snapshot_settled(cloud, server, snapshot, host, before, timeout=120):
+    """Wait until the interrupted ``snapshot`` (an image) of ``server`` is
+    over: the image no longer saving, no task on the server, no scratch
+    directory on ``host`` but those there ``before``. The request, never
+    acknowledged by the dead nova-compute, is delivered again to the new
+    one, which may take the snapshot once more: that ends too."""
+    def state():
+        return (cloud.api.image.get_image(snapshot.id).status,
+                cloud.api.compute.get_server(server.id).task_state,
+                snapshot_scratch(host, before))
+
+    deadline = time.monotonic() + timeout
+    while True:
+        image_status, task_state, scratch = state()
+        if image_status != 'saving' and task_state is None and not scratch:
+            break
+        assert time.monotonic() < deadline, (
+            f'not settled within {timeout} s: image {image_status}, task '
+            f'{task_state}, scratch left {scratch}')
+        time.sleep(0.2)
+    print('the interrupted snapshot\'s image ended', image_status)

@@ -55,13 +55,14 @@ def _options_file(directory, section, options):
 
 @pytest.fixture(scope='module')
 def with_options(host_faults, tmp_path_factory):
-    """Restart the hosts' nova-compute with extra [novaext] options, once
-    per module; restarted without them at the module's end."""
+    """Restart the hosts' nova-compute with extra options (of [novaext]
+    unless ``section`` names another), once per module; restarted without
+    them at the module's end."""
     changed = []
     directory = str(tmp_path_factory.mktemp('fault-conf'))
 
-    def restart(names, **options):
-        path = _options_file(directory, 'novaext', options)
+    def restart(names, section='novaext', **options):
+        path = _options_file(directory, section, options)
         for name in names:
             host_faults[name].extra_config = path
             host_faults[name].restart_nova_compute()

@@ -5,6 +5,10 @@ the cloud: tests/faults/test_snapshot.py)."""
 import os
 from unittest import mock
 
+import pytest
+from nova import exception
+
+from novaext.snapshot import cold
 from novaext.snapshot import recovery
 
 SNAPS = '/i/snapshots'
@@ -77,3 +81,101 @@ def test_a_failing_recovery_does_not_stop_nova_compute():
     nova = mock.Mock()
     nova.host.list_guests.side_effect = Exception('libvirtd gone')
     recovery.recover(nova, 'c1', SNAPS)
+
+
+# -- guests a cold snapshot left saved ---------------------------------------
+
+def _saved(tmp_path, host='c1', uuid='u-1', power_state=1):
+    scratch = tmp_path / (recovery.scratch_prefix(host) + 'x')
+    scratch.mkdir()
+    cold.write_saved_record(str(scratch), uuid, power_state)
+    return scratch
+
+
+def _saved_guest(active=False, saved=True):
+    guest = mock.Mock()
+    guest.is_active.return_value = active
+    guest._domain.hasManagedSaveImage.return_value = int(saved)
+    return guest
+
+
+@mock.patch.object(recovery.objects.Instance, 'get_by_uuid')
+def test_a_guest_left_saved_is_started_by_novas_restore(get, tmp_path):
+    _saved(tmp_path, power_state=3)
+    guest = _saved_guest()
+    nova = mock.Mock()
+    nova.host.get_guest.return_value = guest
+
+    assert recovery.resume_saved_guests(nova, 'c1', str(tmp_path)) == \
+        (['u-1'], [])
+
+    assert get.call_args.args[1] == 'u-1'
+    nova.host.get_guest.assert_called_once_with(get.return_value)
+    nova.restore_guest_after_cold_snapshot.assert_called_once_with(
+        mock.ANY, 3, get.return_value, guest)
+
+
+@mock.patch.object(recovery.objects.Instance, 'get_by_uuid')
+def test_a_running_or_unsaved_guest_is_left_alone(get, tmp_path):
+    _saved(tmp_path)
+    for guest in (_saved_guest(active=True), _saved_guest(saved=False)):
+        nova = mock.Mock()
+        nova.host.get_guest.return_value = guest
+        assert recovery.resume_saved_guests(nova, 'c1', str(tmp_path)) == \
+            ([], [])
+        nova.restore_guest_after_cold_snapshot.assert_not_called()
+
+
+@mock.patch.object(recovery.objects.Instance, 'get_by_uuid')
+def test_a_deleted_instance_or_another_hosts_record_is_skipped(
+        get, tmp_path):
+    _saved(tmp_path, host='c2', uuid='u-2')
+    (tmp_path / (C1 + 'no-record')).mkdir()
+    nova = mock.Mock()
+    assert recovery.resume_saved_guests(nova, 'c1', str(tmp_path)) == \
+        ([], [])
+    get.assert_not_called()
+
+    _saved(tmp_path)
+    get.side_effect = exception.InstanceNotFound(instance_id='u-1')
+    assert recovery.resume_saved_guests(nova, 'c1', str(tmp_path)) == \
+        ([], [])
+    nova.restore_guest_after_cold_snapshot.assert_not_called()
+
+
+@mock.patch.object(recovery.objects.Instance, 'get_by_uuid')
+def test_recover_starts_the_saved_guest_before_its_directory_goes(
+        get, tmp_path):
+    scratch = _saved(tmp_path)
+    nova = mock.Mock()
+    nova.host.list_guests.return_value = []
+    nova.host.get_guest.return_value = _saved_guest()
+    nova.restore_guest_after_cold_snapshot.side_effect = (
+        lambda *a: (scratch / cold.SAVED_RECORD).exists() or
+        pytest.fail('the record was gone before the restore'))
+
+    recovery.recover(nova, 'c1', str(tmp_path))
+
+    nova.restore_guest_after_cold_snapshot.assert_called_once()
+    assert not scratch.exists()
+
+
+def test_a_torn_record_reads_as_none(tmp_path):
+    (tmp_path / cold.SAVED_RECORD).write_text('{"instance": "u-1"')
+    assert cold.read_saved_record(str(tmp_path)) is None
+    assert cold.read_saved_record(str(tmp_path / 'missing')) is None
+
+
+@mock.patch.object(recovery.objects.Instance, 'get_by_uuid')
+def test_a_failed_restore_keeps_its_record_for_the_next_start(
+        get, tmp_path):
+    scratch = _saved(tmp_path)
+    nova = mock.Mock()
+    nova.host.list_guests.return_value = []
+    nova.host.get_guest.return_value = _saved_guest()
+    nova.restore_guest_after_cold_snapshot.side_effect = Exception(
+        "Failed to get 'write' lock")
+
+    recovery.recover(nova, 'c1', str(tmp_path))
+
+    assert cold.read_saved_record(str(scratch)) == ('u-1', 1)
