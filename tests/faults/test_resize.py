@@ -119,6 +119,30 @@ def test_destination_nova_compute_killed_in_the_push(
     cells.assert_recovered(cloud, servers, dest, server, 2)
 
 
+def test_destination_libvirtd_restarted_in_the_push(
+        slow_cloud, flavors, image, servers, host_faults):
+    """libvirtd restarted on the destination while the overlay arrives
+    (the operator's ``systemctl restart libvirtd``): its nova-compute
+    loses and regains its connection, the push goes on, and the
+    destination defines and starts the guest on the new connection:
+    VERIFY_RESIZE with every write; the confirm leaves nothing."""
+    cloud = slow_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    dest = cloud.hosts['compute2']
+    _resize_into_the_push(cloud, flavors, source, server)
+
+    took = host_faults['compute2'].restart_libvirtd()
+    print(f'libvirtd back after {took:.1f} s')
+
+    server = cells.settled(servers, server, dest.name, timeout=180)
+    assert server.status == 'VERIFY_RESIZE', server.fault
+    cells.all_marks(dest, server)
+    cloud.api.compute.confirm_server_resize(server)
+    server = servers.wait(server, 'ACTIVE')
+    cells.assert_recovered(cloud, servers, dest, server, 2)
+
+
 def test_destination_full_in_the_push(
         slow_cloud, flavors, image, servers, host_faults):
     """The destination's file system fills while the overlay arrives (a
