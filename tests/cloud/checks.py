@@ -2,6 +2,9 @@
 
 import hashlib
 import os
+import subprocess
+
+from lxml import etree
 
 MIB = 1024 * 1024
 SMALL_FLAVOR = 'novaext-small'   # 1 GiB root disk
@@ -93,3 +96,18 @@ def push_ends(notifications, server_id, since):
     by file name."""
     return {e['payload']['file']: e for e in notifications.wait(
         server_id, 'novaext.resize.push.end', since=since, file='disk')}
+
+
+def volume_disk(dom, volume_id):
+    """The domain's <disk> element of the volume (by its serial)."""
+    xml = etree.fromstring(dom.XMLDesc())
+    for disk in xml.findall('./devices/disk'):
+        if disk.findtext('serial') == volume_id:
+            return disk
+    return None
+
+
+def tgt_targets():
+    """What tgt exports now (``tgt-admin --show``)."""
+    return subprocess.run(['tgt-admin', '--show'], check=True,
+                          capture_output=True, text=True).stdout

@@ -5,28 +5,11 @@ online with ``openstack volume set --size`` and detached."""
 
 import os
 import re
-import subprocess
-
-from lxml import etree
 
 from realhost.cloud.processes import wait_for
 from tests.cloud import checks
 
 GiB = 1024 ** 3
-
-
-def _volume_disk(dom, volume_id):
-    """The domain's <disk> element of the volume (by its serial)."""
-    xml = etree.fromstring(dom.XMLDesc())
-    for disk in xml.findall('./devices/disk'):
-        if disk.findtext('serial') == volume_id:
-            return disk
-    return None
-
-
-def _tgt_targets():
-    return subprocess.run(['tgt-admin', '--show'], check=True,
-                          capture_output=True, text=True).stdout
 
 
 def test_cloud_disk_attached_grown_online_and_detached(
@@ -48,7 +31,7 @@ def test_cloud_disk_attached_grown_online_and_detached(
         # QEMU's own initiator, logged in with the host's initiator name
         # and CHAP, on the target Cinder's tgt helper made.
         dom = host.domain(server)
-        disk = _volume_disk(dom, volume.id)
+        disk = checks.volume_disk(dom, volume.id)
         assert disk is not None, dom.XMLDesc()
         source = disk.find('source')
         assert disk.get('type') == 'network'
@@ -58,7 +41,7 @@ def test_cloud_disk_attached_grown_online_and_detached(
         assert disk.find('auth/secret').get('type') == 'iscsi'
         initiator = source.find('initiator/iqn').get('name')
         assert initiator.endswith(f':{host.name}')
-        target = _tgt_targets().split(f': {iqn}\n', 1)[1]
+        target = checks.tgt_targets().split(f': {iqn}\n', 1)[1]
         target = re.split(r'\nTarget \d+:', target, maxsplit=1)[0]
         assert f'Initiator: {initiator}' in target
         assert 'incominguser' not in target  # tgt-admin hides the secret
@@ -93,8 +76,8 @@ def test_cloud_disk_attached_grown_online_and_detached(
         cloud.api.compute.delete_volume_attachment(volume.id, server)
         volumes.wait_for_status(volume, 'available', failures=['error'],
                                 interval=1, wait=120)
-        assert _volume_disk(host.domain(server), volume.id) is None
-        assert iqn not in _tgt_targets()
+        assert checks.volume_disk(host.domain(server), volume.id) is None
+        assert iqn not in checks.tgt_targets()
         assert [a for a, _ in checks.actions(cloud, server)] == [
             'create', 'attach_volume', 'extend_volume', 'detach_volume']
     finally:

@@ -23,6 +23,7 @@ from tests.cloud.conftest import image  # noqa: F401
 from tests.cloud.conftest import image_file  # noqa: F401
 from tests.cloud.conftest import notifications  # noqa: F401
 from tests.cloud.conftest import pytest_runtest_makereport  # noqa: F401
+from tests.cloud.conftest import scsi_image  # noqa: F401
 from tests.cloud.conftest import servers  # noqa: F401
 
 
