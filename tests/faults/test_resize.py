@@ -35,11 +35,17 @@ def _novaext_only(cloud, why):
         pytest.skip(f'stock Nova: {why}')
 
 
-def _resize_into_the_push(cloud, flavors, source, server):
-    """Write during the operation (before power-off), resize, and wait
-    until the overlay is on its way from ``<dir>_resize``."""
+def _resize_into_the_push(cloud, flavors, source, server,
+                          cold_migration=False):
+    """Write during the operation (before power-off), resize (or cold
+    migrate to compute2), and wait until the overlay is on its way from
+    ``<dir>_resize``."""
     cells.write(source, server, cells.DURING)
-    cloud.api.compute.resize_server(server, flavors[checks.LARGE_FLAVOR].id)
+    if cold_migration:
+        cloud.api.compute.migrate_server(server, host='compute2')
+    else:
+        cloud.api.compute.resize_server(server,
+                                        flavors[checks.LARGE_FLAVOR].id)
     cells.wait_until('the push of the overlay', lambda: cells.pushing(
         source, server, '../' + server.id + '_resize/disk'))
 
@@ -57,6 +63,24 @@ def test_source_fault_in_the_push(
     _resize_into_the_push(cloud, flavors, source, server)
 
     cells.restart_after(host_faults['compute1'], fault, server)
+
+    server = cells.settled(servers, server, source.name)
+    assert server.status == 'ACTIVE', server.fault
+    cells.assert_recovered(cloud, servers, source, server, 1)
+
+
+def test_source_nova_compute_killed_in_a_cold_migration(
+        slow_cloud, flavors, image, servers, host_faults):
+    """A cold migration moves the disks as a resize does, with the
+    flavor unchanged: the same recovery by Nova's restart."""
+    cloud = slow_cloud
+    source, server = cells.server_with_overlay(cloud, servers, flavors,
+                                               image)
+    _resize_into_the_push(cloud, flavors, source, server,
+                          cold_migration=True)
+
+    cells.restart_after(host_faults['compute1'], 'nova_compute_killed',
+                        server)
 
     server = cells.settled(servers, server, source.name)
     assert server.status == 'ACTIVE', server.fault
