@@ -645,6 +645,8 @@ def delete_orphan_allocations(state):
     return out.stdout.count('Deleted allocations for consumer')
 
 
+# What every other service uses: stopped after them.
+INFRASTRUCTURE = ('mariadb', 'epmd', 'rabbitmq')
 SERVICES = (MariaDB, Epmd, RabbitMQ, Keystone, Placement, Glance, Neutron,
             NovaApi,
             lambda state: ConsoleService(state, 'nova-conductor'),
