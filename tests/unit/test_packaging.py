@@ -46,6 +46,22 @@ def test_wheel_declares_the_entry_points(wheel_names):
                for n in wheel_names)
 
 
+def test_the_version_comes_from_git(wheel_names):
+    """No constant in setup.cfg: the wheel's version is setuptools-scm's
+    reading of the checkout (its latest tag and the commits since)."""
+    import configparser
+
+    import setuptools_scm
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / 'setup.cfg')
+    assert 'version' not in cfg['metadata']
+    (dist_info,) = {n.split('/')[0] for n in wheel_names
+                    if n.split('/')[0].endswith('.dist-info')}
+    version = dist_info[len('novaext-'):-len('.dist-info')]
+    assert version == setuptools_scm.get_version(root=str(REPO),
+                                                 fallback_version='0.0.0')
+
+
 def _imported_modules(path):
     tree = ast.parse(path.read_text(), str(path))
     for node in ast.walk(tree):
