@@ -30,7 +30,7 @@ def advertise(provider_tree, nodename):
     provider_tree.add_traits(nodename, *TRAITS)
 
 
-def destination_has(nova, context, instance, trait):
+def destination_has(internals, context, instance, trait):
     """True when the destination of ``instance``'s move in progress
     advertises ``trait``; False when it does not or cannot be told
     (logged: the move goes the way every release accepts)."""
@@ -39,7 +39,7 @@ def destination_has(nova, context, instance, trait):
             context, instance.migration_context.migration_id, instance.uuid)
         node = objects.ComputeNode.get_by_host_and_nodename(
             context, migration.dest_compute, migration.dest_node)
-        traits = nova.provider_traits(context, node.uuid)
+        traits = internals.provider_traits(context, node.uuid)
     except Exception as e:
         LOG.warning('Cannot tell whether the destination has %(trait)s '
                     '(%(err)s): moving as every novaext release accepts',

@@ -61,11 +61,11 @@ def _moving_here(context, instance, host):
 
 class OrphanSweeper:
     """Finds and removes this host's orphan instance directories (module
-    docstring); ``nova`` is NovaInternals, ``host`` this compute host's
+    docstring); ``internals`` is NovaInternals, ``host`` this compute host's
     name."""
 
-    def __init__(self, nova, host, instances_path):
-        self.nova = nova
+    def __init__(self, internals, host, instances_path):
+        self.internals = internals
         self.host = host
         self.instances_path = instances_path
         self._stop = threading.Event()
@@ -84,7 +84,7 @@ class OrphanSweeper:
         probe = os.path.join(directory,
                              f'novaext-probe-{uuidutils.generate_uuid()}.tmp')
         try:
-            self.nova.remotefs.create_file(address, probe)
+            self.internals.remotefs.create_file(address, probe)
         except Exception as e:
             LOG.info('Orphan sweep: cannot tell whether %(path)s is '
                      'shared with %(peer)s (%(err)s); it stays',
@@ -94,7 +94,7 @@ class OrphanSweeper:
             os.unlink(probe)
             return True
         try:
-            self.nova.remotefs.remove_file(address, probe)
+            self.internals.remotefs.remove_file(address, probe)
         except Exception as e:
             LOG.warning('Could not remove the probe %(probe)s on '
                         '%(peer)s: %(err)s', {'probe': probe,
@@ -103,7 +103,7 @@ class OrphanSweeper:
 
     def _defined_here(self, instance):
         try:
-            self.nova.host.get_guest(instance)
+            self.internals.host.get_guest(instance)
         except exception.InstanceNotFound:
             return False
         return True

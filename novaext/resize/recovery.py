@@ -98,10 +98,10 @@ def find(directories):
     return result
 
 
-def running_guest(nova, instance):
+def running_guest(internals, instance):
     """The instance's guest when it runs here, else None."""
     try:
-        guest = nova.host.get_guest(instance)
+        guest = internals.host.get_guest(instance)
     except Exception:
         return None
     return guest if guest.is_active() else None
@@ -110,8 +110,8 @@ def running_guest(nova, instance):
 class RedirectLeftovers:
     """The redirect layers of ``instance``'s disks (module docstring)."""
 
-    def __init__(self, nova, instance):
-        self.nova = nova
+    def __init__(self, internals, instance):
+        self.internals = internals
         self.instance = instance
         inst_base = libvirt_utils.get_instance_path(instance)
         self.disks = find((inst_base, inst_base + '_resize'))
@@ -125,7 +125,7 @@ class RedirectLeftovers:
         :returns: True when the guest was running and still runs (on its
             own disks now), False when it was not running
         """
-        guest = running_guest(self.nova, self.instance)
+        guest = running_guest(self.internals, self.instance)
         live_sources = {}
         if guest is not None:
             live_sources = {d.source_path: d.target_dev
@@ -164,7 +164,7 @@ class RedirectLeftovers:
         """The persistent definition names each disk, not its layers."""
         if guest is None:
             try:
-                guest = self.nova.host.get_guest(self.instance)
+                guest = self.internals.host.get_guest(self.instance)
             except Exception:
                 return
         if not guest.has_persistent_configuration():
@@ -172,7 +172,7 @@ class RedirectLeftovers:
         xml = guest.get_xml_desc(dump_inactive=True, dump_sensitive=True)
         fixed = repoint_sources(xml)
         if fixed != xml:
-            self.nova.host.write_instance_config(fixed)
+            self.internals.host.write_instance_config(fixed)
 
 
 def repoint_sources(xml):
@@ -194,7 +194,7 @@ def repoint_sources(xml):
     return etree.tostring(doc, encoding='unicode') if changed else xml
 
 
-def _remove_partial_copy(nova, instance, migration):
+def _remove_partial_copy(internals, instance, migration):
     """What an interrupted move pushed to the destination's ``<dir>``:
     the destination never got to finish_migration, so it is only a
     partial copy (off shared storage, and never the source's own)."""
@@ -202,22 +202,22 @@ def _remove_partial_copy(nova, instance, migration):
     if not dest or migration.dest_compute == migration.source_compute:
         return
     inst_base = libvirt_utils.get_instance_path(instance)
-    if not nova.is_path_shared_with(dest, inst_base):
-        resize_source.remove_partial_copy(nova, dest, inst_base, instance)
+    if not internals.is_path_shared_with(dest, inst_base):
+        resize_source.remove_partial_copy(internals, dest, inst_base, instance)
 
 
-def _end_migration(nova, context, instance, migration):
+def _end_migration(internals, context, instance, migration):
     """The move ended here: the source's resources (held by the migration
     since the move began) go back to the instance, and the migration is
     marked failed, so no resource tracker counts it as in progress."""
     if migration.status in ('error', 'failed', 'reverted'):
         return
-    nova.revert_allocation(context, instance, migration)
+    internals.revert_allocation(context, instance, migration)
     migration.status = 'error'
     migration.save()
 
 
-def revert_interrupted_move(nova, context, instance, migration,
+def revert_interrupted_move(internals, context, instance, migration,
                             nova_revert):
     """ExtLibvirtDriver.finish_revert_migration when Nova's restart hands
     back a move that nova-compute did not finish (``instance.task_state``
@@ -231,7 +231,7 @@ def revert_interrupted_move(nova, context, instance, migration,
     stays ACTIVE with no guest). The flavor the instance had before the
     move is still ``instance.flavor``; it stands in for the call.
     """
-    if recover_interrupted_move(nova, context, instance, migration):
+    if recover_interrupted_move(internals, context, instance, migration):
         return
     if instance.old_flavor is not None:
         nova_revert()
@@ -243,7 +243,7 @@ def revert_interrupted_move(nova, context, instance, migration,
         instance.old_flavor = None
 
 
-def recover_interrupted_move(nova, context, instance, migration):
+def recover_interrupted_move(internals, context, instance, migration):
     """The first step of revert_interrupted_move.
 
     Every write of the guest is back in its disks (RedirectLeftovers),
@@ -256,12 +256,12 @@ def recover_interrupted_move(nova, context, instance, migration):
         would define and start the guest again (destroying the running
         one when the start fails), must not run
     """
-    leftovers = RedirectLeftovers(nova, instance)
+    leftovers = RedirectLeftovers(internals, instance)
     if leftovers:
         running = leftovers.resolve()
     else:
-        running = running_guest(nova, instance) is not None
-    _remove_partial_copy(nova, instance, migration)
-    _end_migration(nova, context, instance, migration)
+        running = running_guest(internals, instance) is not None
+    _remove_partial_copy(internals, instance, migration)
+    _end_migration(internals, context, instance, migration)
     inst_base = libvirt_utils.get_instance_path(instance)
     return running and not os.path.exists(inst_base + '_resize')

@@ -88,8 +88,8 @@ class RedirectedWrites:
     redirected to their writes files; see the module docstring.
     ``all_devs``: the target devs of all the guest's disks."""
 
-    def __init__(self, nova, instance, disks, all_devs, definition):
-        self.nova = nova
+    def __init__(self, internals, instance, disks, all_devs, definition):
+        self.internals = internals
         self.instance = instance
         self.disks = disks
         self.all_devs = all_devs
@@ -103,10 +103,10 @@ class RedirectedWrites:
         """The guest as libvirt sees it now: a pre-copy lasts long enough
         for libvirtd to be restarted, and a Guest kept from before holds
         a dead connection (Nova's Host reconnects)."""
-        return self.nova.host.get_guest(self.instance)
+        return self.internals.host.get_guest(self.instance)
 
     @classmethod
-    def start(cls, nova, instance, guest, paths):
+    def start(cls, internals, instance, guest, paths):
         """Redirect the running ``guest``'s writes to the disks at
         ``paths`` (files of its definition).
 
@@ -123,14 +123,15 @@ class RedirectedWrites:
         disks = {devs[p]: p for p in paths}
         all_devs = [d.target_dev for d in all_disks]
         definition = live.KeptDefinition(
-            nova, guest, current_guest=lambda: nova.host.get_guest(instance))
+            internals, guest,
+            current_guest=lambda: internals.host.get_guest(instance))
         definition.save()
         try:
             _snapshot(guest, instance, disks, all_devs, '', WRITES_SUFFIX)
         except Exception:
             definition.restore()
             raise
-        return cls(nova, instance, disks, all_devs, definition)
+        return cls(internals, instance, disks, all_devs, definition)
 
     def catch_up(self):
         """Redirect the running guest's writes once more (module

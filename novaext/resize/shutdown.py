@@ -28,22 +28,22 @@ POLL_INTERVAL = 0.1
 SHUTDOWN_STATES = (power_state.SHUTDOWN, power_state.CRASHED)
 
 
-def power_off_for_move(nova, instance, timeout, retry_interval,
+def power_off_for_move(internals, instance, timeout, retry_interval,
                        clock=time.monotonic, sleep=time.sleep,
                        while_stopping=None):
     """Shut ``instance``'s guest down cleanly within ``timeout`` seconds
     (0: not at all), then Nova's power_off; returns when the domain is
-    destroyed. ``nova``: NovaInternals."""
+    destroyed. ``internals``: NovaInternals."""
     if not timeout:
-        nova.power_off(instance, timeout, retry_interval)
-    elif wait_for_clean_shutdown(nova.host, instance, timeout,
+        internals.power_off(instance, timeout, retry_interval)
+    elif wait_for_clean_shutdown(internals.host, instance, timeout,
                                  retry_interval, clock, sleep,
                                  while_stopping):
-        nova.power_off(instance, timeout, retry_interval)
+        internals.power_off(instance, timeout, retry_interval)
     else:
         LOG.warning('Instance did not shut down in %d seconds; destroying '
                     'it', timeout, instance=instance)
-        nova.power_off(instance, 0, 0)
+        internals.power_off(instance, 0, 0)
 
 
 def wait_for_clean_shutdown(host, instance, timeout, retry_interval,

@@ -85,11 +85,11 @@ def _copy_local(src, dst, sparse):
         '--sparse=always' if sparse else '--sparse=auto', src, dst)
 
 
-def remove_partial_copy(nova, dest, inst_base, instance):
+def remove_partial_copy(internals, dest, inst_base, instance):
     """Remove what reached ``dest`` of the move of ``instance``; a failure
     is logged and left (the orphan sweep of ``dest`` removes it later)."""
     try:
-        nova.remotefs.remove_dir(dest, inst_base)
+        internals.remotefs.remove_dir(dest, inst_base)
     except Exception as e:
         LOG.warning('Could not remove what reached %(dest)s of instance '
                     '%(inst)s: %(err)s',
@@ -97,14 +97,14 @@ def remove_partial_copy(nova, dest, inst_base, instance):
                     instance=instance)
 
 
-def _is_running(nova, instance):
+def _is_running(internals, instance):
     try:
-        return nova.host.get_guest(instance).is_active()
+        return internals.host.get_guest(instance).is_active()
     except exception.InstanceNotFound:
         return False
 
 
-def _precopy_or_refuse(nova, context, instance, mover, planned):
+def _precopy_or_refuse(internals, context, instance, mover, planned):
     """Pass 1 of each overlay the pre-copy policy wants, while the guest
     runs and writes beside it (resize.redirect).
 
@@ -116,9 +116,9 @@ def _precopy_or_refuse(nova, context, instance, mover, planned):
     """
     policy = precopy.PrecopyPolicy.from_conf(CONF)
     wanted = [disk.path for disk in planned if policy.wants(disk)]
-    if not wanted or not _is_running(nova, instance):
+    if not wanted or not _is_running(internals, instance):
         return None
-    if not capabilities.destination_has(nova, context, instance,
+    if not capabilities.destination_has(internals, context, instance,
                                         capabilities.RESIZE_PRECOPY):
         return None
     reserve = space.Reserve(
@@ -133,7 +133,7 @@ def _precopy_or_refuse(nova, context, instance, mover, planned):
     mover.reserve = reserve
     try:
         redirected = redirect.RedirectedWrites.start(
-            nova, instance, nova.host.get_guest(instance), wanted)
+            internals, instance, internals.host.get_guest(instance), wanted)
     except Exception as e:
         raise exception.InstanceFaultRollback(exception.ResizeError(
             reason=f'cannot pre-copy: {e}')) from e
@@ -166,7 +166,8 @@ def _start_catch_up(redirected, mover, instance):
     return mover.push_caught_up
 
 
-def _power_off(nova, instance, redirected, mover, timeout, retry_interval):
+def _power_off(internals, instance, redirected, mover, timeout,
+               retry_interval):
     """Shut the guest down for the move, and merge what it wrote during
     the pre-copy into its disks. A clean shutdown (``timeout``) overlaps
     the catch-up pass. A failed power-off leaves the guest's writes
@@ -175,13 +176,13 @@ def _power_off(nova, instance, redirected, mover, timeout, retry_interval):
     if redirected is not None and timeout:
         while_stopping = _start_catch_up(redirected, mover, instance)
     try:
-        resize_shutdown.power_off_for_move(nova, instance, timeout,
+        resize_shutdown.power_off_for_move(internals, instance, timeout,
                                            retry_interval,
                                            while_stopping=while_stopping)
     except Exception:
         with excutils.save_and_reraise_exception():
             if redirected is not None:
-                if _is_running(nova, instance):
+                if _is_running(internals, instance):
                     redirected.merge_live()
                 else:
                     redirected.merge_after_power_off()
@@ -195,9 +196,9 @@ class _Mover:
     to the destination's rsync daemon, each registered with Nova's job
     tracker."""
 
-    def __init__(self, nova, context, instance, client, inst_base,
+    def __init__(self, internals, context, instance, client, inst_base,
                  inst_base_resize):
-        self.nova = nova
+        self.internals = internals
         self.context = context
         self.instance = instance
         self.client = client
@@ -217,10 +218,10 @@ class _Mover:
         self.catch_up_pending = {}
 
     def _on_execute(self, process):
-        self.nova.job_tracker.add_job(self.instance, process.pid)
+        self.internals.job_tracker.add_job(self.instance, process.pid)
 
     def _on_completion(self, process):
-        self.nova.job_tracker.remove_job(self.instance, process.pid)
+        self.internals.job_tracker.remove_job(self.instance, process.pid)
 
     def move(self, name, action):
         src = os.path.join(self.inst_base_resize, name)
@@ -326,7 +327,7 @@ class _Mover:
                 on_completion=self._on_completion)
 
 
-def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
+def migrate_disk_and_power_off(internals, context, instance, dest, flavor,
                                network_info, block_device_info=None,
                                timeout=0, retry_interval=0):
     """ComputeDriver.migrate_disk_and_power_off for ExtLibvirtDriver.
@@ -336,12 +337,12 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
         down, destination unreachable); anything raised during the copy,
         after rolling back
     """
-    booted_from_volume = nova.is_booted_from_volume(block_device_info)
+    booted_from_volume = internals.is_booted_from_volume(block_device_info)
     _refuse_resize_down(instance, flavor, block_device_info,
                         booted_from_volume)
     inst_base = libvirt_utils.get_instance_path(instance)
     inst_base_resize = inst_base + '_resize'
-    shared = nova.is_path_shared_with(dest, inst_base)
+    shared = internals.is_path_shared_with(dest, inst_base)
     client = None
     if not shared:
         client = rsync_client.RsyncDaemonClient.from_conf(CONF, dest)
@@ -351,7 +352,7 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
                 rsync_client.InvalidRemotePath) as e:
             raise exception.InstanceFaultRollback(
                 exception.ResizeError(reason=str(e))) from e
-    mover = _Mover(nova, context, instance, client, inst_base,
+    mover = _Mover(internals, context, instance, client, inst_base,
                    inst_base_resize)
     # Read from the running guest's definition (Nova reads it after power
     # off; it is the same): a disk this plan cannot move is refused, and
@@ -359,24 +360,24 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
     redirected = None
     try:
         planned = _plan_or_refuse(
-            nova.instance_disk_info(instance, block_device_info))
+            internals.instance_disk_info(instance, block_device_info))
         if not shared:
-            redirected = _precopy_or_refuse(nova, context, instance, mover,
-                                            planned)
-        _power_off(nova, instance, redirected, mover, timeout,
+            redirected = _precopy_or_refuse(internals, context, instance,
+                                            mover, planned)
+        _power_off(internals, instance, redirected, mover, timeout,
                    retry_interval)
     except Exception:
         with excutils.save_and_reraise_exception():
             if not shared:
-                remove_partial_copy(nova, dest, inst_base, instance)
+                remove_partial_copy(internals, dest, inst_base, instance)
 
-    nova.unplug_vifs(instance, network_info)
+    internals.unplug_vifs(instance, network_info)
     for vol in virt_driver.block_device_info_get_mapping(block_device_info):
-        nova.disconnect_volume(context, vol['connection_info'], instance)
-    disk_info = nova.instance_disk_info(instance, block_device_info)
+        internals.disconnect_volume(context, vol['connection_info'], instance)
+    disk_info = internals.instance_disk_info(instance, block_device_info)
 
     try:
-        nova.remove_resize_dir(inst_base_resize)
+        internals.remove_resize_dir(inst_base_resize)
         os.rename(inst_base, inst_base_resize)
         if shared:
             fileutils.ensure_tree(inst_base)
@@ -395,13 +396,13 @@ def migrate_disk_and_power_off(nova, context, instance, dest, flavor,
                   'catch': mover.catch_up_sent}, instance=instance)
     except Exception:
         with excutils.save_and_reraise_exception():
-            nova.roll_back_move(dest, inst_base, inst_base_resize, shared)
+            internals.roll_back_move(dest, inst_base, inst_base_resize, shared)
             if not shared and not os.path.exists(inst_base_resize) and \
                     not os.path.exists(inst_base):
                 # Deleted mid-move (Nova's delete stopped the push through
                 # the job tracker): nothing to roll back to, and Nova's
                 # cleanup leaves the partial copy on the destination.
-                remove_partial_copy(nova, dest, inst_base, instance)
+                remove_partial_copy(internals, dest, inst_base, instance)
     finally:
         if redirected is not None:
             # Merged into the disks after power-off: only sent.

@@ -52,9 +52,9 @@ class SavedGuest:
     """Context manager around reading a cold guest's disk; ``scratch`` is
     the snapshot's scratch directory, where the record of the save goes."""
 
-    def __init__(self, nova, context, instance, guest, method,
+    def __init__(self, internals, context, instance, guest, method,
                  original_power_state, scratch):
-        self.nova = nova
+        self.internals = internals
         self.context = context
         self.instance = instance
         self.guest = guest
@@ -68,13 +68,13 @@ class SavedGuest:
                                self.original)
             LOG.info('Saving the guest (managedSave) for a cold snapshot',
                      instance=self.instance)
-            self.nova.save_guest_for_cold_snapshot(
+            self.internals.save_guest_for_cold_snapshot(
                 self.context, self.original, self.instance)
         return self
 
     def __exit__(self, *exc):
         if self.method is Method.COLD_SAVED:
-            self.nova.restore_guest_after_cold_snapshot(
+            self.internals.restore_guest_after_cold_snapshot(
                 self.context, self.original, self.instance, self.guest)
             LOG.info('Guest restored from its saved state after the cold '
                      'snapshot', instance=self.instance)

@@ -57,8 +57,8 @@ class KeptDefinition:
     libvirt sees it now, used instead of ``guest`` (a Guest kept across a
     libvirtd restart holds a dead connection; Nova's Host reconnects)."""
 
-    def __init__(self, nova, guest, current_guest=None):
-        self._nova = nova
+    def __init__(self, internals, guest, current_guest=None):
+        self._nova = internals
         self._guest = current_guest or (lambda: guest)
         self.xml = None
 
@@ -92,7 +92,7 @@ class TransientJobCopy:
 
     name = 'transient-job'
 
-    def start(self, nova, guest, dev, delta):
+    def start(self, internals, guest, dev, delta):
         disk = ElementTree.Element('disk', type='file')
         ElementTree.SubElement(disk, 'source', file=delta)
         ElementTree.SubElement(disk, 'driver', type='qcow2')
@@ -106,9 +106,9 @@ class UndefinedDomainCopy:
 
     name = 'undefine'
 
-    def start(self, nova, guest, dev, delta):
+    def start(self, internals, guest, dev, delta):
         if guest.has_persistent_configuration():
-            nova.undefine_keeping_state(guest)
+            internals.undefine_keeping_state(guest)
         dev.rebase(delta, copy=True, reuse_ext=True, shallow=True)
 
 
@@ -156,9 +156,9 @@ class BlockJobWaiter:
 class LiveCopy:
     """One live copy of ``disk_path`` of ``guest`` into ``delta``."""
 
-    def __init__(self, nova, context, instance, guest, disk_path,
+    def __init__(self, internals, context, instance, guest, disk_path,
                  source_format, delta, timeout, progress):
-        self.nova = nova
+        self.internals = internals
         self.context = context
         self.instance = instance
         self.guest = guest
@@ -180,7 +180,7 @@ class LiveCopy:
     def _start(self, dev):
         for strategy in STRATEGIES:
             try:
-                strategy.start(self.nova, self.guest, dev, self.delta)
+                strategy.start(self.internals, self.guest, dev, self.delta)
                 self.strategy = strategy
                 return
             except Exception as e:
@@ -203,7 +203,7 @@ class LiveCopy:
         except Exception:
             pass  # no stale job: the usual case
         self._create_delta()
-        with KeptDefinition(self.nova, self.guest):
+        with KeptDefinition(self.internals, self.guest):
             self._start(dev)
             try:
                 BlockJobWaiter(dev, self.disk_path, self.timeout,

@@ -19,19 +19,19 @@ LOG = logging.getLogger(__name__)
 class Quiescer:
     """Context manager freezing the guest's filesystems, if it can."""
 
-    def __init__(self, nova, context, instance, image_meta):
-        self.nova = nova
+    def __init__(self, internals, context, instance, image_meta):
+        self.internals = internals
         self.context = context
         self.instance = instance
         self.image_meta = image_meta
-        self.required = bool(nova.requires_quiesce(image_meta))
+        self.required = bool(internals.requires_quiesce(image_meta))
         self.available = False
         self.frozen = False
 
     def check(self):
         """Raise now if quiescing is required but impossible."""
         try:
-            self.nova.check_can_quiesce(self.instance, self.image_meta)
+            self.internals.check_can_quiesce(self.instance, self.image_meta)
             self.available = True
         except exception.NovaException as e:
             if self.required:
@@ -47,8 +47,8 @@ class Quiescer:
         if not self.available:
             return self
         try:
-            self.nova.quiesce(self.context, self.instance,
-                                self.image_meta)
+            self.internals.quiesce(self.context, self.instance,
+                                   self.image_meta)
             self.frozen = True
         except exception.NovaException as e:
             if self.required:
@@ -60,6 +60,6 @@ class Quiescer:
     def __exit__(self, *exc):
         if self.frozen:
             self.frozen = False
-            self.nova.unquiesce(self.context, self.instance,
-                                  self.image_meta)
+            self.internals.unquiesce(self.context, self.instance,
+                                     self.image_meta)
         return False

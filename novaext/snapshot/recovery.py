@@ -72,12 +72,12 @@ def _inside(path, directory):
         directory
 
 
-def abort_stale_copies(nova, host, snapshots_directory):
+def abort_stale_copies(internals, host, snapshots_directory):
     """Abort the copy jobs into ``host``'s scratch directories; returns
     the names of the guests they ran on."""
     prefix = os.path.join(snapshots_directory, scratch_prefix(host))
     ended = []
-    for guest in nova.host.list_guests(only_running=True):
+    for guest in internals.host.list_guests(only_running=True):
         stale = {dev: path for dev, path in
                  _mirrors(guest.get_xml_desc()).items()
                  if _inside(path, snapshots_directory) and
@@ -90,7 +90,7 @@ def abort_stale_copies(nova, host, snapshots_directory):
                         {'dev': dev, 'path': path}, instance=guest.uuid)
         if stale:
             if not guest.has_persistent_configuration():
-                nova.host.write_instance_config(guest.get_xml_desc())
+                internals.host.write_instance_config(guest.get_xml_desc())
                 LOG.warning('Defined %s again: the interrupted snapshot '
                             'had left it transient', guest.name)
             ended.append(guest.name)
@@ -102,7 +102,7 @@ def _scratch_directories(host, snapshots_directory):
         glob.escape(snapshots_directory), scratch_prefix(host) + '*')))
 
 
-def resume_saved_guests(nova, host, snapshots_directory):
+def resume_saved_guests(internals, host, snapshots_directory):
     """Start again, from their saved state, the guests that ``host``'s
     unfinished cold snapshots left saved. A guest running, gone, or
     without a saved state is left as it is (it was restored, deleted, or
@@ -121,14 +121,14 @@ def resume_saved_guests(nova, host, snapshots_directory):
         uuid, power_state = record
         try:
             instance = objects.Instance.get_by_uuid(context, uuid)
-            guest = nova.host.get_guest(instance)
+            guest = internals.host.get_guest(instance)
         except (exception.InstanceNotFound, exception.NotFound):
             continue
         if guest.is_active() or not nova_internals.has_saved_state(guest):
             continue
         try:
-            nova.restore_guest_after_cold_snapshot(context, power_state,
-                                                   instance, guest)
+            internals.restore_guest_after_cold_snapshot(context, power_state,
+                                                        instance, guest)
         except Exception:
             LOG.exception('Could not start the guest again from the state '
                           'a cold snapshot saved (nova-compute had died '
@@ -158,15 +158,15 @@ def remove_scratch(host, snapshots_directory, keep=()):
     return removed
 
 
-def recover(nova, host, snapshots_directory):
+def recover(internals, host, snapshots_directory):
     """init_host's step: the three above, in that order (a mirror is
     released and a saved guest started before their directory goes). A
     failure is logged: it never keeps nova-compute from starting (the
     guests' data is safe either way); what failed stays for the next
     start."""
     try:
-        abort_stale_copies(nova, host, snapshots_directory)
-        _, failed = resume_saved_guests(nova, host, snapshots_directory)
+        abort_stale_copies(internals, host, snapshots_directory)
+        _, failed = resume_saved_guests(internals, host, snapshots_directory)
         remove_scratch(host, snapshots_directory, keep=failed)
     except Exception:
         LOG.exception('Could not end what an interrupted snapshot left; '

@@ -63,14 +63,14 @@ class SnapshotOutcome:
 class SnapshotRun:
     """One snapshot of one instance; ``run()`` does it all."""
 
-    def __init__(self, nova, context, instance, image_id,
+    def __init__(self, internals, context, instance, image_id,
                  update_task_state):
-        self.nova = nova
+        self.internals = internals
         self.context = context
         self.instance = instance
         self.image_id = image_id
         self.update_task_state = update_task_state
-        self.image_api = nova.image_api
+        self.image_api = internals.image_api
         # set by run()
         self.method = None
         self.upload_kind = None
@@ -79,7 +79,7 @@ class SnapshotRun:
     # -- decisions -------------------------------------------------------
     def _guest(self):
         try:
-            return self.nova.host.get_guest(self.instance)
+            return self.internals.host.get_guest(self.instance)
         except exception.InstanceNotFound:
             raise exception.InstanceNotRunning(
                 instance_id=self.instance.uuid) from None
@@ -114,7 +114,7 @@ class SnapshotRun:
         guest = self._guest()
         snapshot_image = self.image_api.get(self.context, self.image_id)
         disk_path, source_format, source_type = self._root_disk(guest)
-        original_state = guest.get_power_state(self.nova.host)
+        original_state = guest.get_power_state(self.internals.host)
         self.method = snapshot_plan.method_for(
             snapshot_plan.GuestState.from_power_state(original_state),
             self._live_possible(source_type))
@@ -141,11 +141,11 @@ class SnapshotRun:
             if image_format in ('lvm', 'rbd'):
                 image_format = 'raw'
         metadata, kept = snapshot_upload.snapshot_metadata(
-            self.nova, self.instance, snapshot_image, image_format, base)
+            self.internals, self.instance, snapshot_image, image_format, base)
 
         image_meta = self.instance.image_meta
         quiescer = snapshot_quiesce.Quiescer(
-            self.nova, self.context, self.instance, image_meta)
+            self.internals, self.context, self.instance, image_meta)
         if self.method is Method.LIVE:
             quiescer.check()
 
@@ -222,7 +222,7 @@ class SnapshotRun:
             os.chmod(tmpdir, 0o701)
             delta = out + '.delta'
             snapshot_live.LiveCopy(
-                self.nova, self.context, self.instance, guest, disk_path,
+                self.internals, self.context, self.instance, guest, disk_path,
                 source_format, delta,
                 CONF.novaext.snapshot_block_job_timeout,
                 self.progress.phase('block-copy')).run(quiescer)
@@ -231,9 +231,9 @@ class SnapshotRun:
             finally:
                 fileutils.delete_if_exists(delta)
             return
-        root_disk = self.nova.image_backend.by_libvirt_path(
+        root_disk = self.internals.image_backend.by_libvirt_path(
             self.instance, disk_path, image_type=source_type)
-        with snapshot_cold.SavedGuest(self.nova, self.context,
+        with snapshot_cold.SavedGuest(self.internals, self.context,
                                       self.instance, guest, self.method,
                                       original_state, tmpdir):
             self._extract(disk_path, source_format, out, image_format, base,

@@ -67,13 +67,13 @@ class ProgressReader:
 
 
 
-def snapshot_metadata(nova, instance, snapshot_image, disk_format,
+def snapshot_metadata(internals, instance, snapshot_image, disk_format,
                       delta_base=None):
     """Metadata for the upload, and the properties the snapshot image
     keeps of its own: None when it inherited none of novaext's, else its
     properties without them (``upload`` cuts the image down to these
     first)."""
-    metadata = nova.snapshot_metadata(
+    metadata = internals.snapshot_metadata(
         instance.image_meta, instance, disk_format, snapshot_image['name'])
     inherited = dict(snapshot_image.get('properties') or {})
     kept = None
