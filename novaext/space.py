@@ -16,14 +16,9 @@ room left.
 import dataclasses
 import os
 
-from nova import exception
 from oslo_utils import units
 
-
-class NotEnoughSpace(exception.NovaException):
-    msg_fmt = ('%(what)s needs %(needed_mib)d MiB free on the file system '
-               'of %(path)s, which has %(free_mib)d MiB: free space there '
-               'or lower %(option)s')
+from novaext.exception import NotEnoughSpace
 
 
 def free_bytes(path):

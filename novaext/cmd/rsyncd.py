@@ -23,6 +23,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from novaext import conf as novaext_conf
+from novaext import exception as novaext_exception
 from novaext.rsync import daemon as rsync_daemon
 from novaext.rsync import foreground as rsync_foreground
 from novaext.rsync import tls as rsync_tls
@@ -100,10 +101,12 @@ def main(argv=None):
     try:
         settings = rsync_daemon.RsyncDaemonSettings.from_conf(conf)
         return COMMANDS[conf.command.name](settings)
-    except (rsync_daemon.RsyncDaemonConfigError,
-            rsync_tls.RsyncTlsConfigError) as e:
+    except novaext_exception.ConfigError as e:
         print(f'novaext-rsyncd: {e}', file=sys.stderr)
         return 2
+    except novaext_exception.DaemonDidNotStart as e:
+        print(f'novaext-rsyncd: {e}', file=sys.stderr)
+        return 1
 
 
 if __name__ == '__main__':

@@ -13,7 +13,7 @@ evidence, not litter.
 import os
 import stat
 
-from nova import exception
+from novaext.exception import UntrustedBaseEntry
 
 # st_mode file type -> what the user is told it is.
 _KINDS = (
@@ -24,13 +24,6 @@ _KINDS = (
     (stat.S_ISFIFO, 'a FIFO'),
     (stat.S_ISSOCK, 'a socket'),
 )
-
-
-class UntrustedBaseEntry(exception.NovaException):
-    msg_fmt = ('Refusing base %(path)s: it is %(what)s. A base must be a '
-               'regular file owned by the compute service\'s user with a '
-               'single link; nothing was read or written through it. '
-               'Remove it (or move it aside) and retry.')
 
 
 def what_is_wrong(st, uid=None):

@@ -7,15 +7,9 @@ that sha1; a candidate counts only if the sha1 of its own id matches too,
 so a mislabelled image can never stand in for the base.
 """
 
-from nova import exception
-
+from novaext.exception import DeltaBaseNotFound
 from novaext.imagebackend import base_names
 from novaext.imagebackend import image_kind
-
-
-class DeltaBaseNotFound(exception.ImageNotFound):
-    msg_fmt = ('Base image with %(prop)s=%(sha1)s of delta snapshot '
-               '%(image_id)s could not be found in the image service.')
 
 
 def find_base_image_id(context, image_api, base_sha1, delta_image_id):

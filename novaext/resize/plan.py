@@ -17,6 +17,8 @@ import itertools
 import os
 import re
 
+from novaext.exception import UnmovableDisk
+
 
 class DiskRole(enum.Enum):
     ROOT = 'root'
@@ -83,13 +85,13 @@ def plan(disk_info):
     :param disk_info: dicts with at least 'path', 'type' (qcow2 or raw)
         and 'backing_file', as ``_get_instance_disk_info_from_config``
         returns them
-    :raises ValueError: for a format this plan does not know
+    :raises UnmovableDisk: for a format this plan does not know
     """
     planned = []
     for disk in disk_info:
         fmt = disk['type']
         if fmt not in FORMATS:
-            raise ValueError(f'{disk["path"]}: cannot move a {fmt!r} disk')
+            raise UnmovableDisk(path=disk['path'], format=fmt)
         role = role_of(disk['path'])
         planned.append(PlannedDisk(
             disk['path'], role,

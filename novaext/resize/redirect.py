@@ -37,13 +37,13 @@ wrote is saved before and written back after either ending.
 
 import os
 
-from nova import exception
 from nova.virt.images import qemu_img_info
 from nova.virt.libvirt import config as vconfig
 from oslo_log import log as logging
 
 from novaext import nova_internals
 from novaext import qemu_img
+from novaext.exception import RedirectFailed
 from novaext.snapshot import live
 
 LOG = logging.getLogger(__name__)
@@ -68,12 +68,6 @@ def caught_up_name(disk_name):
     """The name the catch-up pass gives the writes of pass 1 to
     ``disk_name`` on the destination."""
     return disk_name + CAUGHT_UP_SUFFIX
-
-
-class RedirectFailed(exception.NovaException):
-    msg_fmt = ('Writes of %(instance)s to %(disks)s could not be merged '
-               'back (%(reason)s): the data is in the disk together with '
-               'its %(suffix)s file, which must not be deleted')
 
 
 def _unlink_quietly(path):

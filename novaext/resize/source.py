@@ -32,6 +32,7 @@ from oslo_utils import excutils
 from oslo_utils import fileutils
 from oslo_utils import units
 
+from novaext import exception as novaext_exception
 from novaext import progress as novaext_progress
 from novaext import space
 from novaext.resize import capabilities
@@ -71,9 +72,8 @@ def _refuse_resize_down(instance, flavor, block_device_info,
 def _plan_or_refuse(disk_info):
     try:
         return transfer_plan.plan(disk_info)
-    except ValueError as e:
-        raise exception.InstanceFaultRollback(
-            exception.MigrationPreCheckError(reason=str(e))) from e
+    except novaext_exception.UnmovableDisk as e:
+        raise exception.InstanceFaultRollback(e) from e
 
 
 def _copy_local(src, dst, sparse):

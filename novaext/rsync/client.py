@@ -14,10 +14,11 @@ import re
 import subprocess
 import tempfile
 
-from nova import exception
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 
+from novaext.exception import InvalidRemotePath
+from novaext.exception import RsyncTransferError
 from novaext.rsync import tls as rsync_tls
 
 LOG = logging.getLogger(__name__)
@@ -49,14 +50,6 @@ def parse_progress(update):
     if match is None:
         return None
     return int(match.group(1).replace(b',', b'')), int(match.group(2))
-
-
-class RsyncTransferError(exception.NovaException):
-    msg_fmt = 'rsync to %(target)s failed: %(reason)s'
-
-
-class InvalidRemotePath(exception.Invalid):
-    msg_fmt = 'Refusing remote path component %(component)r: %(reason)s'
 
 
 def remote_path(*components):

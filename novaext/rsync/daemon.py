@@ -32,6 +32,8 @@ import time
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 
+from novaext.exception import DaemonDidNotStart
+from novaext.exception import RsyncDaemonConfigError
 from novaext.rsync import pidfile
 from novaext.rsync import tls as rsync_tls
 
@@ -60,10 +62,6 @@ MODULE_RULES = {
         'refuse options = list-only dirs recursive',
     ),
 }
-
-
-class RsyncDaemonConfigError(ValueError):
-    """A [novaext] rsync option cannot make a safe daemon config."""
 
 
 def _validate_host_pattern(entry):
@@ -225,7 +223,6 @@ def render_config(settings):
     return '\n'.join(lines) + '\n'
 
 
-
 def write_config(settings):
     """Write the daemon config atomically; return its path."""
     directory = os.path.dirname(settings.config_file)
@@ -280,8 +277,8 @@ def start(settings):
             _start_tls_endpoint(settings)
             return pid
         time.sleep(0.1)
-    raise RuntimeError(
-        f'rsync daemon did not come up on port {settings.port}; see syslog')
+    raise DaemonDidNotStart(f'the rsync daemon (port {settings.port})',
+                            'syslog')
 
 
 def _start_tls_endpoint(settings):

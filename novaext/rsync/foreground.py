@@ -24,14 +24,11 @@ import threading
 
 from oslo_log import log as logging
 
+from novaext.exception import AlreadyRunning
 from novaext.rsync import daemon as rsync_daemon
 from novaext.rsync import tls as rsync_tls
 
 LOG = logging.getLogger(__name__)
-
-
-class AlreadyRunning(rsync_daemon.RsyncDaemonConfigError):
-    """Another rsync daemon of this configuration runs."""
 
 
 def commands(settings):

@@ -25,14 +25,12 @@ import time
 
 from oslo_concurrency import processutils
 
+from novaext.exception import DaemonDidNotStart
+from novaext.exception import RsyncTlsConfigError
 from novaext.rsync import pidfile
 
 # The daemon behind stunnel: reachable from this host only.
 LOOPBACK = '127.0.0.1'
-
-
-class RsyncTlsConfigError(ValueError):
-    """The [novaext] TLS options cannot make a safe transport."""
 
 
 def check_files(cert_file, key_file, ca_file):
@@ -133,4 +131,5 @@ def start_stunnel(settings, config_file):
         if pid is not None:
             return pid
         time.sleep(0.1)
-    raise RuntimeError(f'stunnel did not start from {config_file}')
+    raise DaemonDidNotStart(f'stunnel (config {config_file})',
+                            'its log (syslog, or its output option)')

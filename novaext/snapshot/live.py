@@ -28,21 +28,14 @@ import time
 from xml.etree import ElementTree
 
 import nova.privsep.path
-from nova import exception
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import utils as libvirt_utils
 from oslo_log import log as logging
 
+from novaext.exception import BlockJobTimeout
+from novaext.exception import LiveSnapshotFailed
+
 LOG = logging.getLogger(__name__)
-
-
-class LiveSnapshotFailed(exception.NovaException):
-    msg_fmt = 'Live snapshot of %(disk)s failed: %(reason)s'
-
-
-class BlockJobTimeout(LiveSnapshotFailed):
-    msg_fmt = ('Live snapshot of %(disk)s: block copy not ready after '
-               '%(seconds)s s')
 
 
 def _libvirt_error_code(error):

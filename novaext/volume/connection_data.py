@@ -11,7 +11,7 @@ import dataclasses
 import ipaddress
 import re
 
-from nova import exception
+from novaext.exception import InvalidConnectionInfo
 
 _IQN = re.compile(
     r'iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9][a-z0-9.-]*(:[A-Za-z0-9._:-]{1,200})?'
@@ -22,10 +22,6 @@ _CHAP_USER = re.compile(r'[A-Za-z0-9._@:-]{1,255}')
 _CHAP_SECRET = re.compile(r'[!#-&(-\[\]-~]{1,255}')
 _SERIAL = re.compile(r'[A-Za-z0-9-]{1,64}')
 AUTH_METHODS = ('CHAP',)
-
-
-class InvalidConnectionInfo(exception.Invalid):
-    msg_fmt = 'Invalid cloud disk connection_info: %(reason)s'
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ import itertools
 
 import pytest
 
+from novaext.exception import UnmovableDisk
 from novaext.resize import plan as tp
 from novaext.resize.plan import Action
 from novaext.resize.plan import DiskRole
@@ -62,6 +63,7 @@ def test_plan_of_a_typical_instance():
 
 
 def test_unknown_format_is_refused():
-    with pytest.raises(ValueError, match="cannot move a 'ploop' disk"):
+    with pytest.raises(UnmovableDisk, match="is a 'ploop' disk; novaext "
+                       "moves qcow2 and raw file disks only"):
         tp.plan([{'path': '/i/u/disk', 'type': 'ploop',
                   'backing_file': None}])

@@ -224,7 +224,7 @@ def test_unknown_disk_format_is_refused_before_the_guest_is_touched(host):
     host.disk_info[0]['type'] = 'ploop'
 
     with pytest.raises(exception.InstanceFaultRollback,
-                       match="cannot move a 'ploop' disk"):
+                       match="/disk is a 'ploop' disk"):
         _migrate(host)
 
     assert host.events == ['disk info']

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from novaext import exception as novaext_exception
 from novaext.rsync import daemon as rsync_daemon
 
 
@@ -129,3 +130,21 @@ def test_one_name_for_both_modules_is_refused():
 def test_image_cache_subdirectory_must_be_a_plain_name(subdir):
     with pytest.raises(rsync_daemon.RsyncDaemonConfigError):
         _settings(base_subdir=subdir)
+
+
+def test_a_daemon_that_never_answers_is_a_clear_error(tmp_path, monkeypatch):
+    secrets = tmp_path / 's'
+    secrets.write_text('nova:x\n')
+    settings = _settings(secrets_file=str(secrets),
+                         config_file=str(tmp_path / 'rsyncd.conf'),
+                         pid_file=str(tmp_path / 'rsyncd.pid'))
+    started = []
+    monkeypatch.setattr(rsync_daemon.processutils, 'execute',
+                        lambda *argv: started.append(argv))
+    monkeypatch.setattr(rsync_daemon.time, 'sleep', lambda s: None)
+
+    with pytest.raises(novaext_exception.DaemonDidNotStart,
+                       match=r'the rsync daemon \(port 873\) did not start; '
+                             'see syslog'):
+        rsync_daemon.start(settings)
+    assert started and started[0][:2] == ('rsync', '--daemon')
