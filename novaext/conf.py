@@ -141,6 +141,21 @@ SNAPSHOT_OPTS = [
              'its own disk). 0 (default): no limit, as in Nova, whose live '
              'snapshot waits for the copy however long it takes; a limit '
              'fails every healthy copy of a disk that needs longer.'),
+    cfg.IntOpt(
+        'snapshot_min_free_mib', default=1024, min=0,
+        help='Free space (MiB) the file system of [libvirt]'
+             'snapshots_directory must keep beyond what a snapshot writes '
+             'there (a live snapshot\'s copy of the disk\'s top layer, and '
+             'the file it uploads: the top layer for a delta, the whole '
+             'disk for a full snapshot, as allocated). With less, the '
+             'snapshot fails before the guest is touched and the server '
+             'stays as it was. While a live snapshot\'s block copy runs, '
+             'the copy is aborted once the free space falls below half of '
+             'this (the guest runs on, on its own disk): by default that '
+             'directory is on the instances\' file system, where a full '
+             'disk would pause the guest.'
+             '\n\nPossible values:\n\n* 0: no check\n* a number of '
+             'MiB\n\nRelated options:\n\n* [libvirt]snapshots_directory'),
 ]
 
 IMAGE_CACHE_OPTS = [

@@ -21,6 +21,15 @@ from oslo_utils import units
 from novaext.exception import NotEnoughSpace
 
 
+def allocated_bytes(path):
+    """Bytes allocated to ``path`` on its file system, None when it
+    cannot be read."""
+    try:
+        return os.stat(path).st_blocks * 512
+    except OSError:
+        return None
+
+
 def free_bytes(path):
     """Bytes an unprivileged writer can still allocate on ``path``'s file
     system (statvfs f_bavail)."""
@@ -48,10 +57,12 @@ class Reserve:
                               needed_mib=needed // units.Mi,
                               free_mib=free // units.Mi, option=self.option)
 
-    def shortage_to_start(self):
-        """NotEnoughSpace when the window cannot open now, else None."""
+    def shortage_to_start(self, writes=0):
+        """NotEnoughSpace when the window cannot open now, else None; the
+        window itself will write ``writes`` bytes there besides."""
         free = free_bytes(self.path)
-        return self._error(self.start, free) if free < self.start else None
+        needed = self.start + writes
+        return self._error(needed, free) if free < needed else None
 
     def check_kept(self):
         """Raise NotEnoughSpace when the window must close now."""

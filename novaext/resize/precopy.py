@@ -14,10 +14,10 @@ small.
 """
 
 import dataclasses
-import os
 
 from oslo_utils import units
 
+from novaext import space
 from novaext.resize.plan import Action
 
 # The pushes of one file, as progress reports name them
@@ -28,15 +28,6 @@ CATCHUP = 'catchup'
 FINAL = 'final'
 PHASE_OF_PASS = {SINGLE: 'push', PRECOPY: 'precopy', CATCHUP: 'catchup',
                  FINAL: 'final'}
-
-
-def allocated_bytes(path):
-    """Bytes allocated to ``path`` on its file system, None when it
-    cannot be read."""
-    try:
-        return os.stat(path).st_blocks * 512
-    except OSError:
-        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,5 +50,5 @@ class PrecopyPolicy:
         which reports why.)"""
         if not self.enabled or disk.action is not Action.PUSH_OVERLAY:
             return False
-        allocated = allocated_bytes(disk.path)
+        allocated = space.allocated_bytes(disk.path)
         return allocated is not None and allocated >= self.min_bytes

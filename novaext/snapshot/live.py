@@ -114,14 +114,16 @@ _TRY_NEXT = ('VIR_ERR_OPERATION_INVALID', 'VIR_ERR_NO_SUPPORT',
 
 class BlockJobWaiter:
     """Polls a copy job until its mirror is ready, with progress
-    (``progress``: None reports nothing)."""
+    (``progress``: None reports nothing); ``check_space`` (when given) is
+    called at each poll and ends the wait by raising."""
 
     def __init__(self, dev, disk, timeout, progress, poll=0.5,
-                 clock=time.monotonic, sleep=time.sleep):
+                 clock=time.monotonic, sleep=time.sleep, check_space=None):
         self.dev = dev
         self.disk = disk
         self.timeout = timeout
         self.progress = progress
+        self.check_space = check_space
         self.poll = poll
         self._clock = clock
         self._sleep = sleep
@@ -143,6 +145,8 @@ class BlockJobWaiter:
                 return
             if self.timeout and self._clock() - start > self.timeout:
                 raise BlockJobTimeout(disk=self.disk, seconds=self.timeout)
+            if self.check_space is not None:
+                self.check_space()
             self._sleep(self.poll)
 
 
@@ -150,7 +154,7 @@ class LiveCopy:
     """One live copy of ``disk_path`` of ``guest`` into ``delta``."""
 
     def __init__(self, internals, context, instance, guest, disk_path,
-                 source_format, delta, timeout, progress):
+                 source_format, delta, timeout, progress, check_space=None):
         self.internals = internals
         self.context = context
         self.instance = instance
@@ -160,6 +164,7 @@ class LiveCopy:
         self.delta = delta
         self.timeout = timeout
         self.progress = progress
+        self.check_space = check_space
         self.strategy = None
 
     def _create_delta(self):
@@ -200,7 +205,8 @@ class LiveCopy:
             self._start(dev)
             try:
                 BlockJobWaiter(dev, self.disk_path, self.timeout,
-                               self.progress).wait()
+                               self.progress,
+                               check_space=self.check_space).wait()
                 with quiescer:
                     dev.abort_job()
             except BaseException:

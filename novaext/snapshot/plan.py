@@ -101,3 +101,13 @@ def requested_mode(default, *property_sets):
         if value in MODES:
             return value
     return default
+
+
+def scratch_bytes(method, upload, top_bytes, chain_bytes):
+    """What a snapshot writes in its scratch directory at most, from the
+    bytes allocated to the disk's top layer and to its whole chain: a
+    live copy of the top layer (Method.LIVE), then the file uploaded (the
+    top layer for a delta, the whole chain read into one for a full)."""
+    copy = top_bytes if method is Method.LIVE else 0
+    out = top_bytes if upload is Upload.DELTA else chain_bytes
+    return copy + out

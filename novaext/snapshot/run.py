@@ -29,12 +29,15 @@ from nova import utils
 from nova.compute import task_states
 from nova.virt.libvirt import driver as libvirt_driver
 from nova.virt.libvirt import utils as libvirt_utils
+from oslo_concurrency import processutils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import fileutils
+from oslo_utils import units
 from oslo_utils import uuidutils
 
 from novaext import progress as novaext_progress
+from novaext import space
 from novaext.snapshot import base as snapshot_base
 from novaext.snapshot import cold as snapshot_cold
 from novaext.snapshot import extract as snapshot_extract
@@ -48,6 +51,9 @@ from novaext.snapshot.plan import Upload
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
+# Backing layers followed when measuring a disk (a delta-booted disk has
+# three: its overlay, the delta, the delta's base).
+MAX_CHAIN = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +81,7 @@ class SnapshotRun:
         self.method = None
         self.upload_kind = None
         self.progress = None
+        self.reserve = None
 
     # -- decisions -------------------------------------------------------
     def _guest(self):
@@ -170,10 +177,10 @@ class SnapshotRun:
                                  'kind': self.upload_kind.value,
                                  'format': image_format},
                  instance=self.instance)
-        self.update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
-
         snapshot_dir = CONF.libvirt.snapshots_directory
         fileutils.ensure_tree(snapshot_dir)
+        self.reserve = self._room_in(snapshot_dir, disk_path, source_format)
+        self.update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD)
         with utils.tempdir(
                 dir=snapshot_dir,
                 prefix=snapshot_recovery.scratch_prefix(CONF.host)) as tmpdir:
@@ -201,6 +208,35 @@ class SnapshotRun:
                  {'bytes': uploaded}, instance=self.instance)
         return uploaded
 
+    def _room_in(self, snapshot_dir, disk_path, source_format):
+        """The reserve of free space in ``snapshot_dir``: raises
+        NotEnoughSpace, before the guest is touched, when there is less
+        than it plus what this snapshot writes there (plan.scratch_bytes,
+        from the layers' allocated bytes); returns it, for the live copy
+        to watch."""
+        reserve = space.Reserve(
+            snapshot_dir, CONF.novaext.snapshot_min_free_mib * units.Mi,
+            'The snapshot', '[novaext]snapshot_min_free_mib')
+        if not reserve.start:
+            return reserve
+        chain, path = [], disk_path
+        while path and len(chain) < MAX_CHAIN:
+            chain.append(space.allocated_bytes(path) or 0)
+            try:
+                path = libvirt_utils.get_disk_backing_file(
+                    path, basename=False,
+                    format=source_format if len(chain) == 1 else None)
+            except (exception.DiskNotFound, exception.InvalidDiskInfo,
+                    processutils.ProcessExecutionError):
+                # (An estimate: the read itself reports an unreadable disk.)
+                break
+        writes = snapshot_plan.scratch_bytes(self.method, self.upload_kind,
+                                             chain[0], sum(chain))
+        shortage = reserve.shortage_to_start(writes)
+        if shortage is not None:
+            raise shortage
+        return reserve
+
     # -- reading the disk --------------------------------------------------
     def _extract(self, source, source_format, out, image_format, base,
                  root_disk=None):
@@ -225,7 +261,9 @@ class SnapshotRun:
                 self.internals, self.context, self.instance, guest, disk_path,
                 source_format, delta,
                 CONF.novaext.snapshot_block_job_timeout,
-                self.progress.phase('block-copy')).run(quiescer)
+                self.progress.phase('block-copy'),
+                check_space=(self.reserve.check_kept if self.reserve.start
+                             else None)).run(quiescer)
             try:
                 self._extract(delta, 'qcow2', out, image_format, base)
             finally:

@@ -7,6 +7,8 @@ anywhere else is seen missing)."""
 import os
 import time
 
+import openstack
+
 from tests.cloud import checks
 from tests.faults import leftovers
 
@@ -150,7 +152,11 @@ def snapshot_settled(cloud, server, snapshot, host, before, timeout=120):
     acknowledged by the dead nova-compute, is delivered again to the new
     one, which may take the snapshot once more: that ends too."""
     def state():
-        return (cloud.api.image.get_image(snapshot.id).status,
+        try:
+            image_status = cloud.api.image.get_image(snapshot.id).status
+        except openstack.exceptions.NotFoundException:
+            image_status = 'deleted'  # Nova deletes a failed snapshot's
+        return (image_status,
                 cloud.api.compute.get_server(server.id).task_state,
                 snapshot_scratch(host, before))
 

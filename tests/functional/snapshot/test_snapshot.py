@@ -129,6 +129,32 @@ class SnapshotThroughApiTestCase(base.ExtServersTestBase):
         self.assertIn('disk unreadable', self._snapshot_events()[-1][1]
                       ['error'])
 
+    def test_too_little_free_space_refuses_before_the_guest_is_touched(
+            self):
+        """The snapshots directory's file system has less free than the
+        reserve plus what the snapshot would write: the snapshot fails
+        before its task reaches IMAGE_PENDING_UPLOAD (the guest is never
+        saved), the image is deleted and the server stays ACTIVE."""
+        self.flags(snapshot_min_free_mib=1024, group='novaext')
+        saved = []
+        with mock.patch('novaext.space.free_bytes',
+                        return_value=1000 * 1024 * 1024), \
+                mock.patch.object(
+                    ext_driver.nova_internals.NovaInternals,
+                    'save_guest_for_cold_snapshot',
+                    side_effect=lambda *a: saved.append(a)):
+            image_id = self._create_image()
+            self._wait_for_image_gone(image_id)
+        server = self._wait_for_state_change(self.server, 'ACTIVE')
+        self.assertIsNone(server['OS-EXT-STS:task_state'])
+        self.assertEqual([], saved)
+        self.assertNotIn(task_states.IMAGE_PENDING_UPLOAD,
+                         [u.get('task_state') for u in self.task_updates])
+        error = self._snapshot_events()[-1][1]['error']
+        self.assertIn('The snapshot needs 1024 MiB free', error)
+        self.assertIn('which has 1000 MiB: free space there or lower '
+                      '[novaext]snapshot_min_free_mib', error)
+
     # -- helpers ---------------------------------------------------------
     def _snapshot_events(self):
         """(event, payload) of the novaext.snapshot.* notifications."""

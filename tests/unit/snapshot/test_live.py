@@ -7,6 +7,7 @@ import pytest
 from nova.virt.libvirt import guest as libvirt_guest
 
 from novaext import progress as novaext_progress
+from novaext import space
 from novaext.nova_internals import NovaInternals
 from novaext.snapshot import live as snapshot_live
 
@@ -104,6 +105,22 @@ def test_waiter_fails_when_the_copy_job_disappears():
                        match='disappeared'):
         snapshot_live.BlockJobWaiter(dev, 'vda', 0, _progress(clock),
                                      clock=clock, sleep=clock.sleep).wait()
+
+
+def test_waiter_stops_the_copy_once_free_space_falls_below_half_the_reserve(
+        tmp_path, monkeypatch):
+    clock = FakeClock()
+    free = iter([600, 550, 499, 400])
+    monkeypatch.setattr(space, 'free_bytes', lambda path: next(free))
+    reserve = space.Reserve(str(tmp_path), 1000, 'The snapshot',
+                            '[novaext]snapshot_min_free_mib')
+    dev = FakeDev([_info(i, 100) for i in range(0, 100, 10)])
+    waiter = snapshot_live.BlockJobWaiter(
+        dev, 'vda', 0, _progress(clock), poll=1, clock=clock,
+        sleep=clock.sleep, check_space=reserve.check_kept)
+    with pytest.raises(space.NotEnoughSpace, match='needs 0 MiB'):
+        waiter.wait()
+    assert clock.now == 2  # the third check, at 499 of 500 bytes kept
 
 
 class _Refused(Exception):

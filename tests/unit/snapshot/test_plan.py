@@ -2,6 +2,7 @@
 
 import itertools
 
+import pytest
 from nova.compute import power_state
 
 from novaext.snapshot import plan as plan
@@ -68,3 +69,15 @@ def test_requested_mode_request_first_then_image_then_default():
     assert plan.requested_mode('full', None, None) == 'full'
     # unknown values are ignored, never used as a mode
     assert plan.requested_mode('full', {prop: '../x'}, {}) == 'full'
+
+
+@pytest.mark.parametrize('method, upload, expected', [
+    (plan.Method.LIVE, plan.Upload.DELTA, 2 * 100),
+    (plan.Method.LIVE, plan.Upload.FULL, 100 + 700),
+    (plan.Method.COLD_SAVED, plan.Upload.DELTA, 100),
+    (plan.Method.COLD_STOPPED, plan.Upload.FULL, 700),
+])
+def test_scratch_is_the_live_copy_plus_the_file_uploaded(method, upload,
+                                                          expected):
+    assert plan.scratch_bytes(method, upload, top_bytes=100,
+                              chain_bytes=700) == expected
