@@ -73,6 +73,7 @@ def test_rsync_version(host, version, code):
     assert checks._check_rsync_version().code == code
 
 
+@pytest.mark.host
 def test_the_installed_rsync_is_recent_enough(host):
     assert host.write()._check_rsync_version().code == Code.SUCCESS
 
@@ -169,6 +170,7 @@ def test_image_cache_entries(host):
     assert result.code == Code.WARNING and 'debian.iso' in result.details
 
 
+@pytest.mark.host
 def test_the_command_exits_with_the_worst_code(host):
     host.write()
     out = subprocess.run(

@@ -50,6 +50,7 @@ def test_pull_refuses_a_symlink_under_the_base_name(instances, victim):
     assert victim.read_bytes() == b'secret'
 
 
+@pytest.mark.host
 def test_repoint_refuses_a_destination_base_that_is_a_symlink(
         instances, victim, tmp_path):
     """An arrived overlay names base SHA1; this host's _base/SHA1 is a

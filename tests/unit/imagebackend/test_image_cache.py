@@ -155,6 +155,7 @@ def test_partials_of_a_dead_nova_compute_go_at_start(tmp_path):
     assert sorted(os.listdir(base_dir)) == ['c' * 40, 'c' * 40 + '.verified']
 
 
+@pytest.mark.host
 def test_a_partial_whose_base_is_being_made_elsewhere_stays(tmp_path):
     base_dir = tmp_path / '_base'
     base_dir.mkdir()

@@ -13,6 +13,9 @@ from nova import exception
 
 from novaext.resize import dest as resize_dest
 
+# real qcow2 files: qemu-img and qemu-io
+pytestmark = pytest.mark.host
+
 UUID = '5b1c0a8e-3a43-4c55-a5ea-5d1f1f0c3a11'
 INSTANCE = types.SimpleNamespace(uuid=UUID)
 # The source's base: not on this host, and never opened by the merge.

@@ -13,6 +13,9 @@ import pytest
 
 from novaext.resize import recovery
 
+# real qcow2 files: qemu-img and qemu-io
+pytestmark = pytest.mark.host
+
 MiB = 1024 * 1024
 
 

@@ -3,7 +3,12 @@
 import os
 import subprocess
 
+import pytest
+
 from novaext.rsync import pidfile
+
+# real processes
+pytestmark = pytest.mark.host
 
 
 def _comm(pid):
