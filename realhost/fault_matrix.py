@@ -44,7 +44,9 @@ def _cell_text(result):
     detail = detail.replace('|', '/').replace('`', "'")
     if len(detail) > 110:
         detail = detail[:107] + '...'
-    return f'{outcome}: {detail}' if detail else outcome
+    # As an inline literal: a message's own text (``tmpab_``, ``*``) is
+    # no reStructuredText markup.
+    return f'{outcome}: ``{detail}``' if detail else outcome
 
 
 def table(novaext, stock):
