@@ -73,11 +73,20 @@ def foreground(tmp_path, request):
               lambda: len(_children(proc.pid)) == started)
     yield {'proc': proc, 'port': port, 'tmp': tmp_path, 'log': log,
            'instances': instances, 'tls': tls_conf}
+    # Its children, taken before it ends: a killed parent's are init's.
+    children = _children(proc.pid)
     if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    for pid in _children(proc.pid):
-        os.kill(pid, signal.SIGKILL)
+        proc.terminate()  # the service manager's stop
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # stopped with the service
     log.close()
 
 
