@@ -122,7 +122,7 @@ def resume_saved_guests(internals, host, snapshots_directory):
         try:
             instance = objects.Instance.get_by_uuid(context, uuid)
             guest = internals.host.get_guest(instance)
-        except (exception.InstanceNotFound, exception.NotFound):
+        except exception.NotFound:  # the instance or its domain
             continue
         if guest.is_active() or not nova_internals.has_saved_state(guest):
             continue

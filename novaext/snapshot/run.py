@@ -262,8 +262,7 @@ class SnapshotRun:
                 source_format, delta,
                 CONF.novaext.snapshot_block_job_timeout,
                 self.progress.phase('block-copy'),
-                check_space=(self.reserve.check_kept if self.reserve.start
-                             else None)).run(quiescer)
+                check_space=self.reserve.check_kept).run(quiescer)
             try:
                 self._extract(delta, 'qcow2', out, image_format, base)
             finally:

@@ -15,6 +15,7 @@ from oslo_log import log as logging
 from novaext import conf as novaext_conf
 from novaext import nova_internals
 from novaext.imagebackend import base_from_host
+from novaext.imagebackend import base_names
 from novaext.imagebackend import image_cache
 from novaext.imagebackend import qcow2 as ext_qcow2
 from novaext.resize import capabilities as resize_capabilities
@@ -59,9 +60,7 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
         snapshot_recovery.recover(nova_internals.NovaInternals(self), host,
                                   CONF.libvirt.snapshots_directory)
         image_cache.remove_interrupted_partials(
-            os.path.join(CONF.instances_path,
-                         CONF.image_cache.subdirectory_name),
-            os.path.join(CONF.instances_path, 'locks'))
+            base_names.base_dir(), os.path.join(CONF.instances_path, 'locks'))
         self._orphan_sweeper = resize_orphans.OrphanSweeper(
             nova_internals.NovaInternals(self), host,
             CONF.instances_path).start(CONF.novaext.orphan_sweep_interval)

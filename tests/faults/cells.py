@@ -170,3 +170,41 @@ def snapshot_settled(cloud, server, snapshot, host, before, timeout=120):
             f'{task_state}, scratch left {scratch}')
         time.sleep(0.2)
     print('the interrupted snapshot\'s image ended', image_status)
+
+
+def free_mib(path):
+    """MiB an unprivileged writer can still allocate on ``path``'s file
+    system."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize // MiB
+
+
+def below_half_of(host, reserve_mib):
+    """Bytes a ballast on ``host``'s instances file system must take to
+    leave 256 MiB less free than half of ``reserve_mib``."""
+    return (free_mib(host.instances_dir) - reserve_mib // 2 + 256) * MiB
+
+
+def wait_for_block_copy(host, server, timeout=60):
+    """Wait, watching closely, until the server's domain on ``host``
+    mirrors a disk (a live snapshot's block copy runs)."""
+    def copying():
+        dom = host.domain(server)
+        return dom is not None and '<mirror' in dom.XMLDesc(0)
+
+    deadline = time.monotonic() + timeout
+    while not copying():
+        assert time.monotonic() < deadline, (
+            f'no block copy within {timeout} s')
+        time.sleep(0.02)
+
+
+def confirmed_on(cloud, servers, dest, server):
+    """The move finished by itself: VERIFY_RESIZE on ``dest`` with every
+    write; confirmed, the data reads back and nothing is left."""
+    server = settled(servers, server, dest.name, timeout=180)
+    assert server.status == 'VERIFY_RESIZE', server.fault
+    all_marks(dest, server)
+    cloud.api.compute.confirm_server_resize(server)
+    server = servers.wait(server, 'ACTIVE')
+    return assert_recovered(cloud, servers, dest, server, 2)

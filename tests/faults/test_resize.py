@@ -159,12 +159,7 @@ def test_destination_libvirtd_restarted_in_the_push(
     took = host_faults['compute2'].restart_libvirtd()
     print(f'libvirtd back after {took:.1f} s')
 
-    server = cells.settled(servers, server, dest.name, timeout=180)
-    assert server.status == 'VERIFY_RESIZE', server.fault
-    cells.all_marks(dest, server)
-    cloud.api.compute.confirm_server_resize(server)
-    server = servers.wait(server, 'ACTIVE')
-    cells.assert_recovered(cloud, servers, dest, server, 2)
+    cells.confirmed_on(cloud, servers, dest, server)
 
 
 def test_destination_full_in_the_push(

@@ -35,14 +35,9 @@ MiB = cells.MiB
 MARGIN_MIB = 2048
 
 
-def _free_mib(path):
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize // MiB
-
-
 @pytest.fixture(scope='module')
 def reserve_mib(cloud):
-    return _free_mib(cloud.hosts['compute1'].instances_dir) - MARGIN_MIB
+    return cells.free_mib(cloud.hosts['compute1'].instances_dir) - MARGIN_MIB
 
 
 @pytest.fixture(scope='module')
@@ -172,12 +167,7 @@ def test_source_libvirtd_restarted_in_pass_one(
     took = host_faults['compute1'].restart_libvirtd()
     print(f'libvirtd back after {took:.1f} s')
 
-    server = cells.settled(servers, server, dest.name, timeout=180)
-    assert server.status == 'VERIFY_RESIZE', server.fault
-    cells.all_marks(dest, server)
-    cloud.api.compute.confirm_server_resize(server)
-    server = servers.wait(server, 'ACTIVE')
-    cells.assert_recovered(cloud, servers, dest, server, 2)
+    cells.confirmed_on(cloud, servers, dest, server)
 
 
 def _wait_for_commit(faults, server, mark, timeout=180):
@@ -378,9 +368,8 @@ def test_source_free_space_falling_in_pass_one(
     offset = os.path.getsize(source.log('nova-compute'))
     _resize_into_pass_one(cloud, flavors, source, server)
 
-    # Down to 256 MiB below half the reserve.
-    take = (_free_mib(source.instances_dir) - reserve_mib // 2 + 256) * MiB
-    with faults.ballast(source.dir, take):
+    with faults.ballast(source.dir,
+                        cells.below_half_of(source, reserve_mib)):
         server = cells.settled(servers, server, source.name)
 
     _assert_running_on_its_own_disk(faults, source, server, qemu)

@@ -12,7 +12,6 @@ and nothing of it is left.
 """
 
 import os
-import time
 
 import pytest
 
@@ -26,14 +25,9 @@ MiB = cells.MiB
 MARGIN_MIB = 3072
 
 
-def _free_mib(path):
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize // MiB
-
-
 @pytest.fixture(scope='module')
 def reserve_mib(cloud):
-    return _free_mib(cloud.hosts['compute1'].instances_dir) - MARGIN_MIB
+    return cells.free_mib(cloud.hosts['compute1'].instances_dir) - MARGIN_MIB
 
 
 @pytest.fixture(scope='module')
@@ -42,11 +36,6 @@ def watched_cloud(cloud, with_options, reserve_mib):
         pytest.skip('stock Nova: no free-space watch on its snapshots')
     with_options(['compute1'], snapshot_min_free_mib=reserve_mib)
     return cloud
-
-
-def _copying(host, server):
-    dom = host.domain(server)
-    return dom is not None and '<mirror' in dom.XMLDesc(0)
 
 
 def test_free_space_falling_in_the_block_copy(
@@ -63,13 +52,9 @@ def test_free_space_falling_in_the_block_copy(
     snapshot = cloud.api.compute.create_server_image(
         server, 'novaext-faults-snapshot-space')
     servers.image_ids.append(snapshot.id)
-    deadline = time.monotonic() + 60
-    while not _copying(source, server):
-        assert time.monotonic() < deadline, 'no block copy within 60 s'
-        time.sleep(0.02)
-    # Down to 256 MiB below half the reserve.
-    take = (_free_mib(source.instances_dir) - reserve_mib // 2 + 256) * MiB
-    with faults.ballast(source.dir, take):
+    cells.wait_for_block_copy(source, server)
+    with faults.ballast(source.dir,
+                        cells.below_half_of(source, reserve_mib)):
         cells.snapshot_settled(cloud, server, snapshot, source, before)
 
     server = cells.settled(servers, server, source.name)

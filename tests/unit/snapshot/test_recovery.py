@@ -92,6 +92,19 @@ def _saved(tmp_path, host='c1', uuid='u-1', power_state=1):
     return scratch
 
 
+def _internals(guest):
+    """NovaInternals with no running guest to end a copy of, and
+    ``guest`` as the domain of any instance."""
+    internals = mock.Mock()
+    internals.host.list_guests.return_value = []
+    internals.host.get_guest.return_value = guest
+    return internals
+
+
+def _resume(internals, snapshots):
+    return recovery.resume_saved_guests(internals, 'c1', str(snapshots))
+
+
 def _saved_guest(active=False, saved=True):
     guest = mock.Mock()
     guest.is_active.return_value = active
@@ -103,15 +116,13 @@ def _saved_guest(active=False, saved=True):
 def test_a_guest_left_saved_is_started_by_novas_restore(get, tmp_path):
     _saved(tmp_path, power_state=3)
     guest = _saved_guest()
-    nova = mock.Mock()
-    nova.host.get_guest.return_value = guest
+    internals = _internals(guest)
 
-    assert recovery.resume_saved_guests(nova, 'c1', str(tmp_path)) == \
-        (['u-1'], [])
+    assert _resume(internals, tmp_path) == (['u-1'], [])
 
     assert get.call_args.args[1] == 'u-1'
-    nova.host.get_guest.assert_called_once_with(get.return_value)
-    nova.restore_guest_after_cold_snapshot.assert_called_once_with(
+    internals.host.get_guest.assert_called_once_with(get.return_value)
+    internals.restore_guest_after_cold_snapshot.assert_called_once_with(
         mock.ANY, 3, get.return_value, guest)
 
 
@@ -119,11 +130,9 @@ def test_a_guest_left_saved_is_started_by_novas_restore(get, tmp_path):
 def test_a_running_or_unsaved_guest_is_left_alone(get, tmp_path):
     _saved(tmp_path)
     for guest in (_saved_guest(active=True), _saved_guest(saved=False)):
-        nova = mock.Mock()
-        nova.host.get_guest.return_value = guest
-        assert recovery.resume_saved_guests(nova, 'c1', str(tmp_path)) == \
-            ([], [])
-        nova.restore_guest_after_cold_snapshot.assert_not_called()
+        internals = _internals(guest)
+        assert _resume(internals, tmp_path) == ([], [])
+        internals.restore_guest_after_cold_snapshot.assert_not_called()
 
 
 @mock.patch.object(recovery.objects.Instance, 'get_by_uuid')
@@ -131,32 +140,28 @@ def test_a_deleted_instance_or_another_hosts_record_is_skipped(
         get, tmp_path):
     _saved(tmp_path, host='c2', uuid='u-2')
     (tmp_path / (C1 + 'no-record')).mkdir()
-    nova = mock.Mock()
-    assert recovery.resume_saved_guests(nova, 'c1', str(tmp_path)) == \
-        ([], [])
+    internals = _internals(None)
+    assert _resume(internals, tmp_path) == ([], [])
     get.assert_not_called()
 
     _saved(tmp_path)
     get.side_effect = exception.InstanceNotFound(instance_id='u-1')
-    assert recovery.resume_saved_guests(nova, 'c1', str(tmp_path)) == \
-        ([], [])
-    nova.restore_guest_after_cold_snapshot.assert_not_called()
+    assert _resume(internals, tmp_path) == ([], [])
+    internals.restore_guest_after_cold_snapshot.assert_not_called()
 
 
 @mock.patch.object(recovery.objects.Instance, 'get_by_uuid')
 def test_recover_starts_the_saved_guest_before_its_directory_goes(
         get, tmp_path):
     scratch = _saved(tmp_path)
-    nova = mock.Mock()
-    nova.host.list_guests.return_value = []
-    nova.host.get_guest.return_value = _saved_guest()
-    nova.restore_guest_after_cold_snapshot.side_effect = (
+    internals = _internals(_saved_guest())
+    internals.restore_guest_after_cold_snapshot.side_effect = (
         lambda *a: (scratch / cold.SAVED_RECORD).exists() or
         pytest.fail('the record was gone before the restore'))
 
-    recovery.recover(nova, 'c1', str(tmp_path))
+    recovery.recover(internals, 'c1', str(tmp_path))
 
-    nova.restore_guest_after_cold_snapshot.assert_called_once()
+    internals.restore_guest_after_cold_snapshot.assert_called_once()
     assert not scratch.exists()
 
 
@@ -170,12 +175,10 @@ def test_a_torn_record_reads_as_none(tmp_path):
 def test_a_failed_restore_keeps_its_record_for_the_next_start(
         get, tmp_path):
     scratch = _saved(tmp_path)
-    nova = mock.Mock()
-    nova.host.list_guests.return_value = []
-    nova.host.get_guest.return_value = _saved_guest()
-    nova.restore_guest_after_cold_snapshot.side_effect = Exception(
+    internals = _internals(_saved_guest())
+    internals.restore_guest_after_cold_snapshot.side_effect = Exception(
         "Failed to get 'write' lock")
 
-    recovery.recover(nova, 'c1', str(tmp_path))
+    recovery.recover(internals, 'c1', str(tmp_path))
 
     assert cold.read_saved_record(str(scratch)) == ('u-1', 1)
