@@ -98,6 +98,11 @@ PINNED_NAMES = (
                'layer when the domain is rebuilt from the disks'),
     PinnedName(_DRIVER, '_get_volume_driver', ('connection_info',),
                'override', 'volume: novaext\'s volume driver types'),
+    PinnedName(_DRIVER, '_disconnect_volume',
+               ('context', 'connection_info', 'instance', 'encryption',
+                'destroy_secrets', 'force'),
+               'override', 'volume: a detach of an attach Nova did not '
+               'record has nothing to disconnect'),
     PinnedName(_DRIVER, '_try_fetch_image_cache',
                ('image', 'fetch_func', 'context', 'filename', 'image_id',
                 'instance', 'size', 'fallback_from_host'),

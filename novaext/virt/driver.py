@@ -26,6 +26,7 @@ from novaext.resize import source as resize_source
 from novaext.rsync import remotefs as daemon_remotefs
 from novaext.snapshot import recovery as snapshot_recovery
 from novaext.snapshot import run as ext_snapshot
+from novaext.volume import leftover_secrets
 from novaext.volume import registry as volume_registry
 
 CONF = cfg.CONF
@@ -53,10 +54,12 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
     def init_host(self, host):
         """Nova's; then what snapshots nova-compute did not finish left
         (snapshot.recovery) and the partial files of its interrupted
-        downloads (image_cache), and the sweep of partial copies other
-        hosts' failed moves left here (resize.orphans), every
+        downloads (image_cache), the cloud-disk secrets its unfinished
+        attaches left (volume.leftover_secrets), and the sweep of partial
+        copies other hosts' failed moves left here (resize.orphans), every
         [novaext]orphan_sweep_interval seconds."""
         super().init_host(host)
+        leftover_secrets.remove_unused_at_start(self._host.get_connection())
         snapshot_recovery.recover(nova_internals.NovaInternals(self), host,
                                   CONF.libvirt.snapshots_directory)
         image_cache.remove_interrupted_partials(
@@ -83,6 +86,31 @@ class ExtLibvirtDriver(NovaLibvirtDriver):
         return (self._ext_volume_drivers.driver_for(
             connection_info, self._host, self.volume_drivers) or
             super()._get_volume_driver(connection_info))
+
+    def detach_volume(self, context, connection_info, instance, mountpoint,
+                      encryption=None):
+        """Nova's; for a mapping without connection_info (an attach
+        nova-compute did not finish) also the cloud disk's secret
+        (volume.leftover_secrets), where Nova would stop at
+        VolumeDriverNotFound and the volume could never be detached."""
+        nova_detach = functools.partial(
+            super().detach_volume, context, connection_info, instance,
+            mountpoint, encryption=encryption)
+        if connection_info:
+            return nova_detach()
+        leftover_secrets.detach_unrecorded(self._host, instance, mountpoint,
+                                           nova_detach)
+
+    def _disconnect_volume(self, context, connection_info, instance,
+                           encryption=None, destroy_secrets=True,
+                           force=False):
+        """Nova's; nothing to disconnect where no connection was ever
+        recorded (see detach_volume)."""
+        if not connection_info:
+            return
+        return super()._disconnect_volume(
+            context, connection_info, instance, encryption=encryption,
+            destroy_secrets=destroy_secrets, force=force)
 
     def migrate_disk_and_power_off(self, context, instance, dest,
                                    flavor, network_info,

@@ -15,7 +15,10 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+
+import libvirt
 
 from novaext.rsync import pidfile
 from realhost.cloud import processes
@@ -71,6 +74,25 @@ def _kill(pid, with_descendants=False):
             pass
     for victim in victims:
         _wait_gone(victim)
+
+
+_event_loop = None
+
+
+def _libvirt_events_running():
+    """libvirt's default event loop, running in a daemon thread of this
+    process (registered before any connection that subscribes)."""
+    global _event_loop
+    if _event_loop is None:
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run():
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        _event_loop = threading.Thread(target=run, daemon=True,
+                                       name='libvirt-events')
+        _event_loop.start()
 
 
 def limit_image_service(cloud, kib_per_s):
@@ -139,6 +161,37 @@ class HostFaults:
                                f'{self.host.name}')
         self._compute_cmd = _argv_env(pid)
         _kill(pid, with_descendants=with_children)
+
+    @contextlib.contextmanager
+    def nova_compute_frozen_on_secret(self, secret_uuid):
+        """Within the block, nova-compute is stopped (SIGSTOP) the moment
+        libvirt reports the secret ``secret_uuid`` defined: the instant a
+        volume driver's connect_volume has made it, before Nova's next
+        step. Yields a threading.Event set once that happened; on leaving
+        the block a process still stopped is left stopped (kill it) or,
+        if the event never came, nothing was touched."""
+        pid = self._compute.pid()
+        if pid is None:
+            raise RuntimeError(f'nova-compute is not running on '
+                               f'{self.host.name}')
+        frozen = threading.Event()
+
+        def on_secret(conn, secret, event, detail, opaque):
+            if (event == libvirt.VIR_SECRET_EVENT_DEFINED and
+                    secret.UUIDString() == secret_uuid and
+                    not frozen.is_set()):
+                os.kill(pid, signal.SIGSTOP)
+                frozen.set()
+
+        _libvirt_events_running()
+        conn = self.host.libvirt()
+        callback = conn.secretEventRegisterAny(
+            None, libvirt.VIR_SECRET_EVENT_ID_LIFECYCLE, on_secret, None)
+        try:
+            yield frozen
+        finally:
+            conn.secretEventDeregisterAny(callback)
+            conn.close()
 
     def nova_compute_children(self):
         """Every live process below nova-compute."""

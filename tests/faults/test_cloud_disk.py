@@ -9,14 +9,22 @@ defines and disconnect_volume removes), on Cinder's file-backed target.
   nova-compute; a hard reboot (Nova connects every volume again) brings
   the guest back with the volume's data, and the volume still grows and
   detaches.
+- nova-compute killed inside the attach, between connect_volume defining
+  the CHAP secret and Nova attaching the device: its start removes the
+  secret no guest names; the volume, stuck attaching with a mapping that
+  has no connection_info, is set in-use (reset-state) and detached, then
+  attaches again with its data.
 
 Each cell writes through the guest's QEMU, reads back after recovery,
 checks the bytes in the volume's file, and after the detach finds no
 secret, export or domain disk of the volume left.
 """
 
+import uuid
+
 import pytest
 
+from novaext.volume import clouddisk
 from realhost.cloud.processes import wait_for
 from tests.cloud import checks
 from tests.faults import cells
@@ -44,18 +52,28 @@ class AttachedDisk:
     """``volume`` attached to a running server on compute1, seen through
     the guest's QEMU."""
 
-    def __init__(self, cloud, servers, flavors, scsi_image, volume):
+    def __init__(self, cloud, servers, flavors, scsi_image, volume,
+                 attach=True):
         self.cloud = cloud
         self.volume = volume
         self.host = cloud.hosts['compute1']
         self.server = servers.boot(scsi_image.id,
                                    flavors[checks.SMALL_FLAVOR],
                                    self.host.name)
-        cloud.api.compute.create_volume_attachment(self.server,
-                                                   volume_id=volume.id)
-        cloud.api.block_storage.wait_for_status(
-            volume, 'in-use', failures=['error'], interval=1, wait=120)
         self.device = f'ua-{volume.id}'
+        if attach:
+            self.attach()
+
+    def attach(self):
+        self.cloud.api.compute.create_volume_attachment(
+            self.server, volume_id=self.volume.id)
+        self.cloud.api.block_storage.wait_for_status(
+            self.volume, 'in-use', failures=['error'], interval=1, wait=120)
+
+    def secrets(self):
+        """The volume's libvirt secrets on the host (usage IDs)."""
+        return [s.usageID() for s in self.host.libvirt().listAllSecrets()
+                if self.volume.id in s.usageID()]
 
     def target_dev(self):
         disk = checks.volume_disk(self.host.domain(self.server),
@@ -96,9 +114,7 @@ class AttachedDisk:
                                   self.volume.id) is None
         iqn = f'iqn.2010-10.org.openstack:volume-{self.volume.id}'
         assert iqn not in checks.tgt_targets()
-        secrets = [s.usageID() for s in
-                   self.host.libvirt().listAllSecrets()]
-        assert not [s for s in secrets if self.volume.id in s], secrets
+        assert self.secrets() == []
         leftovers.assert_nothing_left(self.cloud, self.server,
                                       self.host.name)
 
@@ -135,4 +151,41 @@ def test_host_crash_with_a_cloud_disk_attached(
              timeout=60)
     disk.write('0x6d', GiB + GiB // 2)
     disk.read('0x6d', GiB + GiB // 2)
+    disk.detach_leaving_nothing()
+
+
+def test_nova_compute_killed_inside_the_attach(
+        cloud, flavors, scsi_image, servers, host_faults, volume):
+    with open(cloud.volume_file(volume.id), 'r+b') as f:
+        f.write(b'\x6b' * MiB)
+    disk = AttachedDisk(cloud, servers, flavors, scsi_image, volume,
+                        attach=False)
+    faults = host_faults['compute1']
+    qemu = faults.qemu_pid(disk.server)
+    secret = str(uuid.uuid5(clouddisk._SECRET_NAMESPACE, volume.id))
+    with faults.nova_compute_frozen_on_secret(secret) as frozen:
+        cloud.api.compute.create_volume_attachment(disk.server,
+                                                   volume_id=volume.id)
+        assert frozen.wait(60), 'the attach never defined its secret'
+        assert checks.volume_disk(disk.host.domain(disk.server),
+                                  volume.id) is None, 'missed the window'
+        faults.kill_nova_compute()
+    assert disk.secrets() != []
+    print(f'restart: {faults.start_nova_compute():.1f} s to node report')
+
+    assert disk.secrets() == [], 'the start left the unused secret'
+    assert faults.qemu_pid(disk.server) == qemu
+    volumes = cloud.api.block_storage
+    assert volumes.get_volume(volume.id).status == 'attaching'
+    volumes.reset_volume_status(volume, 'in-use', 'attached', None)
+    cloud.api.compute.delete_volume_attachment(volume.id, disk.server)
+    volumes.wait_for_status(volume, 'available', failures=['error'],
+                            interval=1, wait=120)
+    wait_for('the server without the volume', lambda: not list(
+        cloud.api.compute.volume_attachments(disk.server)), timeout=60)
+
+    disk.attach()
+    disk.read('0x6b', 0)
+    disk.write('0x6d', MiB)
+    disk.read('0x6d', MiB)
     disk.detach_leaving_nothing()

@@ -190,3 +190,64 @@ def test_qemu_logs_in_with_the_host_initiator_name(
         assert lun.sessions() == ''
     finally:
         lun.remove()
+
+
+def _connect_only(real_host, guest, info):
+    """What nova-compute killed in the middle of attach_volume leaves:
+    the volume driver's connect done, the device never attached."""
+    vol_driver = real_host.driver._get_volume_driver(info)
+    vol_driver.connect_volume(info, guest)
+
+
+def test_start_removes_the_secret_of_an_attach_that_did_not_finish(
+        real_host, guest, tmp_path):
+    attached = Lun(tmp_path, 953, chap=('novaext-kept', 'Chap-Kept-12'))
+    interrupted = Lun(tmp_path, 954, chap=('novaext-left', 'Chap-Left-12'))
+    try:
+        _attach(real_host, guest, attached.connection_info())
+        _connect_only(real_host, guest, interrupted.connection_info())
+        assert len(_novaext_secrets()) == 2
+
+        real_host.driver.init_host(real_host.hostname)
+
+        assert _novaext_secrets() == [
+            f'{clouddisk.SECRET_USAGE_PREFIX}{attached.volume_id}']
+        real_host.driver.detach_volume(real_host.context,
+                                       attached.connection_info(), guest,
+                                       '/dev/sdb')
+        assert _novaext_secrets() == []
+    finally:
+        attached.remove()
+        interrupted.remove()
+
+
+@pytest.mark.parametrize('device_attached', [False, True],
+                         ids=['before-device-attach', 'after-device-attach'])
+def test_detach_of_an_attach_nova_did_not_record(
+        real_host, guest, tmp_path, device_attached):
+    """Nova saves connection_info on the mapping after attach_volume
+    returns; killed before that, the mapping has none. The detach takes
+    the device out of the guest where it got there, with its secret, and
+    does not stop at VolumeDriverNotFound as Nova's own does. A secret
+    no device named is the start's to remove (it came first: the kill
+    was a restart)."""
+    lun = Lun(tmp_path, 955, chap=('novaext-user', 'Chap-Secret-12'))
+    try:
+        if device_attached:
+            _attach(real_host, guest, lun.connection_info())
+        else:
+            _connect_only(real_host, guest, lun.connection_info())
+
+        real_host.driver.detach_volume(real_host.context, None, guest,
+                                       '/dev/sdb')
+
+        assert _disk_xml(real_host, guest, lun.volume_id) is None
+        assert lun.sessions() == ''
+        assert real_host.domain(guest).state()[0] == \
+            libvirt.VIR_DOMAIN_RUNNING
+        unnamed = f'{clouddisk.SECRET_USAGE_PREFIX}{lun.volume_id}'
+        assert _novaext_secrets() == ([] if device_attached else [unnamed])
+        real_host.driver.init_host(real_host.hostname)
+        assert _novaext_secrets() == []
+    finally:
+        lun.remove()
