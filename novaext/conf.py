@@ -12,67 +12,114 @@ RSYNC_OPTS = [
         'rsync_port', default=873,
         help='TCP port of the rsync daemon on every compute host. Resize '
              'and cold migration push disks to the destination host\'s '
-             'daemon on this port.'),
+             'daemon on this port; every compute host must use the same.'
+             '\n\nPossible values:\n\n* a TCP port free on every compute host'
+             '\n\nRelated options:\n\n* rsync_address\n* rsync_transport\n'
+             '* rsync_tls_port'),
     cfg.StrOpt(
         'rsync_address', default=None,
         help='Address the rsync daemon listens on. Unset: all addresses '
              '(restricted by rsync_hosts_allow). Peers reach this host at '
              '[DEFAULT]my_ip (the address Nova migrates to, recorded as '
              'the compute node\'s host_ip), so set it to my_ip or leave it '
-             'unset.'),
+             'unset.'
+             '\n\nPossible values:\n\n* unset: every address\n* an IP '
+             'address of '
+             'this host'
+             '\n\nRelated options:\n\n* [DEFAULT]my_ip\n* rsync_hosts_allow\n'
+             '* rsync_transport (tls: the daemon listens on 127.0.0.1)'),
     cfg.StrOpt(
         'rsync_module', default='nova_instances',
         regex=r'^[A-Za-z0-9_.-]+$',
         help='Name of the write-only rsync module rooted at '
              '[DEFAULT]instances_path: peers push into instance '
              'directories (<uuid>/) only, and can neither read nor list '
-             'anything in it.'),
+             'anything in it. Every compute host must use the same.'
+             '\n\nPossible values:\n\n* letters, digits, "_", "." and "-"'
+             '\n\nRelated options:\n\n* rsync_base_module\n* '
+             '[DEFAULT]instances_path'),
     cfg.StrOpt(
         'rsync_base_module', default='nova_base',
         regex=r'^[A-Za-z0-9_.-]+$',
         help='Name of the read-only rsync module rooted at the image '
              'cache ([DEFAULT]instances_path/_base): peers read base files '
              'from it by name, and nothing else (no listing, no partial '
-             'files, no writes).'),
+             'files, no writes). Every compute host must use the same.'
+             '\n\nPossible values:\n\n* letters, digits, "_", "." and "-"'
+             '\n\nRelated options:\n\n* rsync_module'),
     cfg.StrOpt(
         'rsync_auth_user', default='nova',
         regex=r'^[A-Za-z0-9_.-]+$',
-        help='User name the rsync daemon authenticates.'),
+        help='User name the rsync daemon authenticates, the same on '
+             'every compute host (not a system user).'
+             '\n\nPossible values:\n\n* letters, digits, "_", "." and "-"'
+             '\n\nRelated options:\n\n* rsync_secrets_file\n* '
+             'rsync_password_file'),
     cfg.StrOpt(
         'rsync_secrets_file', default='/etc/novaext/rsyncd.secrets',
         help='Daemon side: file of "user:password" lines, mode 0600, '
-             'owned by the user running the daemon.'),
+             'owned by the user running the daemon (rsync refuses it '
+             'otherwise).'
+             '\n\nPossible values:\n\n* an absolute path'
+             '\n\nRelated options:\n\n* rsync_auth_user\n* '
+             'rsync_password_file'),
     cfg.StrOpt(
         'rsync_password_file', default='/etc/novaext/rsync.password',
         help='Client side: file holding only the password of '
-             'rsync_auth_user, mode 0600. The password never appears on a '
-             'command line.'),
+             'rsync_auth_user, mode 0600, readable by the user '
+             'nova-compute runs as. The password never appears on a '
+             'command line.'
+             '\n\nPossible values:\n\n* an absolute path'
+             '\n\nRelated options:\n\n* rsync_auth_user\n* '
+             'rsync_secrets_file'),
     cfg.ListOpt(
         'rsync_hosts_allow', default=['127.0.0.1'],
         help='Hosts (addresses or networks) allowed to connect to the '
-             'rsync daemon: the compute hosts. Everything else is denied.'),
+             'rsync daemon: the compute hosts. Everything else is denied.'
+             '\n\nPossible values:\n\n* addresses and networks in rsync\'s '
+             '"hosts '
+             'allow" form (10.0.0.5, 10.0.0.0/24)'
+             '\n\nRelated options:\n\n* rsync_address\n* rsync_transport '
+             '(tls: '
+             'peers are admitted by certificate instead)'),
     cfg.BoolOpt(
         'rsync_use_chroot', default=True,
         help='Whether the daemon chroots into instances_path for the '
-             'module (requires the daemon to run as root).'),
+             'module (requires the daemon to run as root).'
+             '\n\nPossible values:\n\n* True: chroot (recommended)\n* False: '
+             'no '
+             'chroot, for a daemon not run as root'
+             '\n\nRelated options:\n\n* rsync_uid\n* rsync_gid'),
     cfg.StrOpt(
         'rsync_uid', default='nova',
         help='User the daemon writes files as (the user nova-compute '
-             'runs as).'),
+             'runs as).'
+             '\n\nPossible values:\n\n* a user name or number'
+             '\n\nRelated options:\n\n* rsync_gid\n* rsync_use_chroot'),
     cfg.StrOpt(
         'rsync_gid', default='nova',
-        help='Group the daemon writes files as.'),
+        help='Group the daemon writes files as (nova-compute\'s).'
+             '\n\nPossible values:\n\n* a group name or number'
+             '\n\nRelated options:\n\n* rsync_uid'),
     cfg.IntOpt(
         'rsync_bwlimit_kib', default=0, min=0,
         help='Client side: limit each resize or cold migration push to '
              'this many KiB per second (rsync --bwlimit), so a migration '
-             'does not starve the guests\' own traffic. 0: no limit.'),
+             'does not starve the guests\' own traffic.'
+             '\n\nPossible values:\n\n* 0: no limit\n* a number of KiB per '
+             'second'
+             '\n\nRelated options:\n\n* resize_precopy'),
     cfg.StrOpt(
         'rsyncd_config_file', default='/etc/novaext/rsyncd.conf',
-        help='Where novaext-rsyncd writes the daemon configuration.'),
+        help='Where novaext-rsyncd writes the daemon configuration '
+             '(made from these options at every start).'
+             '\n\nPossible values:\n\n* an absolute path'
+             '\n\nRelated options:\n\n* rsyncd_pid_file'),
     cfg.StrOpt(
         'rsyncd_pid_file', default='/run/novaext-rsyncd.pid',
-        help='PID file of the rsync daemon started by novaext-rsyncd.'),
+        help='PID file of the rsync daemon started by novaext-rsyncd.'
+             '\n\nPossible values:\n\n* an absolute path'
+             '\n\nRelated options:\n\n* rsyncd_config_file'),
     cfg.StrOpt(
         'rsync_transport', default='plain', choices=['plain', 'tls'],
         help='How compute hosts reach each other\'s rsync daemon. plain: '
@@ -81,30 +128,49 @@ RSYNC_OPTS = [
              '(stunnel in front of the daemon on rsync_tls_port, openssl '
              'on the client side); the daemon then listens on 127.0.0.1 '
              'only and peers are admitted by certificate. Every compute '
-             'host must use the same transport.'),
+             'host must use the same transport.'
+             '\n\nPossible values:\n\n* plain\n* tls'
+             '\n\nRelated options:\n\n* rsync_tls_port\n* '
+             'rsync_tls_cert_file\n'
+             '* rsync_tls_key_file\n* rsync_tls_ca_file'),
     cfg.PortOpt(
         'rsync_tls_port', default=874,
         help='TCP port of the TLS endpoint in front of the rsync daemon '
-             '(rsync_transport = tls).'),
+             '(rsync_transport = tls); the same on every compute host.'
+             '\n\nPossible values:\n\n* a TCP port free on every compute host'
+             '\n\nRelated options:\n\n* rsync_transport\n* rsync_port'),
     cfg.StrOpt(
         'rsync_tls_cert_file', default='/etc/novaext/tls/host.pem',
         help='This host\'s certificate (PEM), presented as server and as '
              'client; its subjectAltName must hold the address peers reach '
-             'this host at ([DEFAULT]my_ip).'),
+             'this host at ([DEFAULT]my_ip).'
+             '\n\nPossible values:\n\n* an absolute path'
+             '\n\nRelated options:\n\n* rsync_transport\n* '
+             'rsync_tls_key_file\n'
+             '* rsync_tls_ca_file'),
     cfg.StrOpt(
         'rsync_tls_key_file', default='/etc/novaext/tls/host.key',
-        help='Private key of rsync_tls_cert_file (PEM, mode 0600).'),
+        help='Private key of rsync_tls_cert_file (PEM, mode 0600).'
+             '\n\nPossible values:\n\n* an absolute path'
+             '\n\nRelated options:\n\n* rsync_tls_cert_file'),
     cfg.StrOpt(
         'rsync_tls_ca_file', default='/etc/novaext/tls/ca.pem',
         help='CA certificate(s) (PEM) that issue the compute hosts\' '
-             'certificates: peers must present one, both ways.'),
+             'certificates: peers must present one, both ways.'
+             '\n\nPossible values:\n\n* an absolute path'
+             '\n\nRelated options:\n\n* rsync_transport\n* '
+             'rsync_tls_cert_file'),
     cfg.StrOpt(
         'stunnel_config_file', default='/etc/novaext/stunnel-rsync.conf',
         help='Where novaext-rsyncd writes stunnel\'s configuration '
-             '(rsync_transport = tls).'),
+             '(rsync_transport = tls).'
+             '\n\nPossible values:\n\n* an absolute path'
+             '\n\nRelated options:\n\n* stunnel_pid_file\n* rsync_transport'),
     cfg.StrOpt(
         'stunnel_pid_file', default='/run/novaext-stunnel.pid',
-        help='PID file of the stunnel started by novaext-rsyncd.'),
+        help='PID file of the stunnel started by novaext-rsyncd.'
+             '\n\nPossible values:\n\n* an absolute path'
+             '\n\nRelated options:\n\n* stunnel_config_file'),
 ]
 
 CLOUDDISK_OPTS = [
@@ -117,7 +183,11 @@ CLOUDDISK_OPTS = [
                           'network disk; CHAP through a libvirt secret; no '
                           'host kernel session')],
         help='How cloud disks (driver_volume_type clouddisk) are '
-             'attached.'),
+             'attached. A volume attached keeps its mode until it is '
+             'detached.'
+             '\n\nPossible values:\n\n* host\n* qemu'
+             '\n\nRelated options:\n\n* [libvirt]volume_use_multipath (host '
+             'mode)'),
 ]
 
 SNAPSHOT_OPTS = [
@@ -133,14 +203,19 @@ SNAPSHOT_OPTS = [
              'novaext_snapshot_mode (on the snapshot request or on the '
              'instance\'s image) overrides this per snapshot. A delta '
              'snapshot falls back to a full one when the disk has no base '
-             'or the base image is no longer in the image service.'),
+             'or the base image is no longer in the image service.'
+             '\n\nPossible values:\n\n* full\n* delta'
+             '\n\nRelated options:\n\n* [libvirt]snapshot_image_format\n'
+             '* snapshot_min_free_mib'),
     cfg.IntOpt(
         'snapshot_block_job_timeout', default=0, min=0,
         help='Seconds a live snapshot\'s block copy may take before it is '
              'aborted and the snapshot fails (the guest keeps running on '
              'its own disk). 0 (default): no limit, as in Nova, whose live '
              'snapshot waits for the copy however long it takes; a limit '
-             'fails every healthy copy of a disk that needs longer.'),
+             'fails every healthy copy of a disk that needs longer.'
+             '\n\nPossible values:\n\n* 0: no limit\n* a number of seconds'
+             '\n\nRelated options:\n\n* snapshot_min_free_mib'),
     cfg.IntOpt(
         'snapshot_min_free_mib', default=1024, min=0,
         help='Free space (MiB) the file system of [libvirt]'
@@ -170,8 +245,12 @@ IMAGE_CACHE_OPTS = [
              'checked against the image service or the peer\'s record; '
              'the result is recorded beside the base (<name>.verified). A '
              'base that fails is moved aside (<name>.quarantined-<time>) '
-             'and fetched again. False: Nova\'s own download, no '
-             'records, no checks.'),
+             'and fetched again.'
+             '\n\nPossible values:\n\n* True: verify\n* False: Nova\'s own '
+             'download, '
+             'no records, no checks'
+             '\n\nRelated options:\n\n* '
+             '[image_cache]remove_unused_base_images'),
 ]
 
 RESIZE_OPTS = [
@@ -221,7 +300,10 @@ RESIZE_OPTS = [
         help='Pre-copy (resize_precopy) only overlays that hold at least '
              'this many MiB (allocated on the source): below it, the '
              'push after power-off is short anyway and the snapshot and '
-             'two commits are not worth it.'),
+             'two commits are not worth it.'
+             '\n\nPossible values:\n\n* 0: pre-copy every overlay\n* a '
+             'number of MiB'
+             '\n\nRelated options:\n\n* resize_precopy'),
     cfg.IntOpt(
         'resize_precopy_min_free_mib', default=1024, min=0,
         help='Free space (MiB) the source\'s instances_path must have '
@@ -252,8 +334,11 @@ PROGRESS_OPTS = [
              'pulled from a peer: INFO lines on the novaext.progress '
              'logger and, when Nova\'s unversioned notifications are on, '
              'novaext.<operation>.progress notifications (see '
-             'novaext/progress.py for the dialect). Replaces '
-             'transfer_progress_interval and snapshot_progress_interval.'),
+             'the operations guide\'s "Progress" for their fields). '
+             'Replaces transfer_progress_interval and '
+             'snapshot_progress_interval.'
+             '\n\nPossible values:\n\n* a number of seconds, at least 0.1'
+             '\n\nRelated options:\n\n* [notifications]notification_format'),
 ]
 
 ALL_OPTS = (RSYNC_OPTS + RESIZE_OPTS + SNAPSHOT_OPTS + CLOUDDISK_OPTS +
