@@ -23,10 +23,21 @@ RESIZE_PRECOPY = 'CUSTOM_NOVAEXT_RESIZE_PRECOPY_V1'
 
 # Every trait this release adds to its compute node.
 TRAITS = (RESIZE_PRECOPY,)
+# What every novaext trait's name begins with, of any release.
+TRAIT_PREFIX = 'CUSTOM_NOVAEXT_'
 
 
 def advertise(provider_tree, nodename):
-    """update_provider_tree's step: this host's traits on its node."""
+    """update_provider_tree's step: this host's traits on its node, and
+    none of novaext's others. Placement keeps a trait until someone
+    removes it, so a host downgraded from a release that added more
+    would go on advertising what it no longer accepts."""
+    stale = [t for t in provider_tree.data(nodename).traits
+             if t.startswith(TRAIT_PREFIX) and t not in TRAITS]
+    if stale:
+        LOG.info('Removing %s from %s: this novaext does not accept '
+                 'them', ', '.join(sorted(stale)), nodename)
+        provider_tree.remove_traits(nodename, *stale)
     provider_tree.add_traits(nodename, *TRAITS)
 
 

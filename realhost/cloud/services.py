@@ -415,17 +415,31 @@ class Tgtd:
         return self.daemon.stop()
 
 
-def root_path(state):
+def root_path(state, venv_bin=None):
     """PATH for services running as root: a sudo that just runs its
     arguments first (oslo.privsep starts its helper through sudo; root
-    needs none), then the venv's tools."""
+    needs none), then the venv's tools (``venv_bin``'s, else the
+    cloud's)."""
     bin_dir = os.path.join(state.root, 'bin')
     os.makedirs(bin_dir, exist_ok=True)
     sudo = os.path.join(bin_dir, 'sudo')
     with open(sudo, 'w') as f:
         f.write('#!/bin/sh\nexec "$@"\n')
     os.chmod(sudo, 0o755)
-    return f'{bin_dir}:{state.venv_bin}:{os.environ["PATH"]}'
+    return f'{bin_dir}:{venv_bin or state.venv_bin}:{os.environ["PATH"]}'
+
+
+def release_venv_bin(state, ref):
+    """The bin directory of ``scripts/cloud install-release REF``'s
+    virtualenv (novaext as at the git commit ``ref``)."""
+    commit = subprocess.run(
+        ['git', '-C', REPO, 'rev-parse', '--verify', f'{ref}^{{commit}}'],
+        capture_output=True, text=True, check=True).stdout.strip()
+    venv_bin = os.path.join(state.root, 'releases', commit, 'venv', 'bin')
+    if not os.path.exists(os.path.join(venv_bin, 'nova-compute')):
+        raise RuntimeError(f'no virtualenv of novaext {ref}: run '
+                           f'scripts/cloud install-release {ref}')
+    return venv_bin
 
 
 def _cinder_volume_env(state):
@@ -438,6 +452,11 @@ HOST_SCRIPT = os.path.join(os.path.dirname(__file__), 'compute-host.sh')
 
 
 PROFILE_ENV = 'NOVAEXT_CLOUD_PROFILE'
+
+# novaext 0.1.0 (the tag's commit: a clone without tags has it too);
+# another git ref in $NOVAEXT_CLOUD_PREVIOUS_RELEASE.
+PREVIOUS_RELEASE = '31cff9024965170972a7dd14a4931d48923f21e3'
+PREVIOUS_RELEASE_ENV = 'NOVAEXT_CLOUD_PREVIOUS_RELEASE'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -454,6 +473,20 @@ class Profile:
     resize_precopy: bool = True
     compute_driver: str = 'novaext.ExtLibvirtDriver'
     nova_ssh: bool = False
+    # (host name, git ref): that host runs novaext as at the ref, from
+    # scripts/cloud install-release's virtualenv; the others this
+    # checkout.
+    releases: tuple = ()
+    # [novaext]resize_precopy_min_mib (None: novaext's default).
+    precopy_min_mib: int | None = None
+
+    def release_of(self, host_name):
+        """The git ref ``host_name`` runs ($NOVAEXT_CLOUD_PREVIOUS_RELEASE
+        in place of PREVIOUS_RELEASE), or None: this checkout."""
+        ref = dict(self.releases).get(host_name)
+        if ref == PREVIOUS_RELEASE:
+            ref = os.environ.get(PREVIOUS_RELEASE_ENV) or ref
+        return ref
 
 
 PROFILES = {
@@ -472,6 +505,11 @@ PROFILES = {
     # on its own address).
     'stock': Profile(None, False, compute_driver='libvirt.LibvirtDriver',
                      nova_ssh=True),
+    # A rolling upgrade half-way (tests/cloud/test_mixed_release.py):
+    # compute1 on the previous release, compute2 on this checkout, and
+    # every overlay pre-copied where both sides can.
+    'mixed': Profile(None, False, releases=(('compute1', PREVIOUS_RELEASE),),
+                     precopy_min_mib=0),
 }
 
 # The stock profile's sshd port on each host's address.
@@ -528,6 +566,9 @@ class ComputeHost:
                       f'{secret}\n')
         chosen = profile()
         kind = virt_type(chosen.virt_type)
+        release = chosen.release_of(self.name)
+        venv_bin = (release_venv_bin(self.state, release) if release
+                    else self.state.venv_bin)
         host_conf = self.state.render(
             'compute.conf', os.path.join(self.dir, 'compute.conf'),
             host_name=self.name, host_ip=self.ip, host_dir=self.dir,
@@ -535,6 +576,9 @@ class ComputeHost:
             disable_deep_image_inspection=str(
                 chosen.disable_deep_image_inspection).lower(),
             resize_precopy=str(chosen.resize_precopy).lower(),
+            precopy_min_mib=(
+                '' if chosen.precopy_min_mib is None else
+                f'resize_precopy_min_mib = {chosen.precopy_min_mib}'),
             compute_driver=chosen.compute_driver)
         ssh_env = self._ssh_env() if chosen.nova_ssh else {}
         subprocess.run(
@@ -542,8 +586,8 @@ class ComputeHost:
              'bash', HOST_SCRIPT],
             env=dict(os.environ, HOST_NAME=self.name, HOST_IP=self.ip,
                      HOST_DIR=self.dir, INSTANCES=INSTANCES,
-                     VENV_BIN=self.state.venv_bin,
-                     ROOT_PATH=root_path(self.state),
+                     VENV_BIN=venv_bin,
+                     ROOT_PATH=root_path(self.state, venv_bin),
                      NOVA_CONF=os.path.join(self.state.etc, 'nova.conf'),
                      HOST_CONF=host_conf, **ssh_env),
             check=True, capture_output=True, text=True)

@@ -19,6 +19,21 @@ def test_the_node_advertises_what_this_release_accepts():
     assert all(t.startswith('CUSTOM_') for t in capabilities.TRAITS)
 
 
+def test_a_downgraded_node_stops_advertising_what_it_no_longer_accepts():
+    """A later release's trait (placement keeps it after the host went
+    back to this release) goes; others' traits stay."""
+    tree = provider_tree.ProviderTree()
+    tree.new_root('compute2', 'rp-uuid')
+    tree.add_traits('compute2', 'CUSTOM_NOVAEXT_RESIZE_PRECOPY_V2',
+                    'CUSTOM_OPERATOR_RACK_7', 'COMPUTE_STATUS_DISABLED')
+    capabilities.advertise(tree, 'compute2')
+    assert tree.data('compute2').traits == {
+        capabilities.RESIZE_PRECOPY, 'CUSTOM_OPERATOR_RACK_7',
+        'COMPUTE_STATUS_DISABLED'}
+    assert all(t.startswith(capabilities.TRAIT_PREFIX)
+               for t in capabilities.TRAITS)
+
+
 @pytest.fixture
 def move():
     instance = types.SimpleNamespace(
