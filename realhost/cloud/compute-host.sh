@@ -15,6 +15,7 @@ mkdir -p "$pids" "$logs" "$HOST_DIR/instances" "$INSTANCES" \
     "$HOST_DIR/state" "$HOST_DIR/locks"
 
 hostname "$HOST_NAME"
+mkdir -p /run/libvirt   # absent where libvirtd never ran (a container)
 mount -t tmpfs tmpfs /run/libvirt
 for d in /etc/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt; do
     private=$HOST_DIR/root$d

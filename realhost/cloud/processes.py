@@ -6,6 +6,20 @@ import subprocess
 import time
 
 
+def _boot_time():
+    with open('/proc/stat') as f:
+        for line in f:
+            if line.startswith('btime '):
+                return int(line.split()[1])
+    raise RuntimeError('no btime in /proc/stat')
+
+
+def _started_at(ticks):
+    """Wall-clock time of a process's start, from /proc/PID/stat's
+    starttime (clock ticks since boot)."""
+    return _boot_time() + ticks / os.sysconf('SC_CLK_TCK')
+
+
 class Daemon:
     """One process of the cloud, known by ``<pids>/<name>.pid``."""
 
@@ -15,18 +29,25 @@ class Daemon:
         self.log_file = os.path.join(log_dir or state.logs, name + '.log')
 
     def pid(self):
-        """The recorded PID when that process is alive, else None."""
+        """The recorded PID when that process is alive and is the one
+        recorded, else None. A process that started after its PID was
+        recorded is another one that got the number again (after a
+        reboot, or in another PID namespace) and is never ours."""
         try:
             with open(self.pid_file) as f:
                 pid = int(f.read().strip() or 0)
+            recorded = os.stat(self.pid_file).st_mtime
         except (FileNotFoundError, ValueError):
             return None
         try:
             with open(f'/proc/{pid}/stat') as f:
-                # "pid (comm) state ...": a zombie has exited
-                if f.read().rsplit(')', 1)[1].split()[0] == 'Z':
-                    return None
+                # "pid (comm) state ... starttime (field 22) ..."
+                fields = f.read().rsplit(')', 1)[1].split()
         except (FileNotFoundError, IndexError):
+            return None
+        if fields[0] == 'Z':    # a zombie has exited
+            return None
+        if _started_at(int(fields[19])) > recorded + 2:
             return None
         return pid
 

@@ -581,7 +581,7 @@ class ComputeHost:
                 f'resize_precopy_min_mib = {chosen.precopy_min_mib}'),
             compute_driver=chosen.compute_driver)
         ssh_env = self._ssh_env() if chosen.nova_ssh else {}
-        subprocess.run(
+        started = subprocess.run(
             ['unshare', '--mount', '--uts', '--propagation', 'private',
              'bash', HOST_SCRIPT],
             env=dict(os.environ, HOST_NAME=self.name, HOST_IP=self.ip,
@@ -590,7 +590,11 @@ class ComputeHost:
                      ROOT_PATH=root_path(self.state, venv_bin),
                      NOVA_CONF=os.path.join(self.state.etc, 'nova.conf'),
                      HOST_CONF=host_conf, **ssh_env),
-            check=True, capture_output=True, text=True)
+            capture_output=True, text=True)
+        if started.returncode:
+            raise RuntimeError(
+                f'{os.path.basename(HOST_SCRIPT)} failed (exit '
+                f'{started.returncode}): {started.stderr.strip()[-2000:]}')
         wait_for(f'nova-compute on {self.name}', self._registered,
                  timeout=120, interval=2)
         return f'started at {self.ip} ({kind})'
