@@ -61,6 +61,20 @@ LOG = logging.getLogger(__name__)
 GUEST_DEVICE_KEY = 'guest_device'
 SECRET_USAGE_PREFIX = 'novaext-clouddisk-'
 _SECRET_NAMESPACE = uuid.UUID('5e0c1d2a-7b3f-4c8e-9a61-2f4d8b7c6e50')
+
+
+def secret_usage(serial):
+    """The usage ID of the CHAP secret of the cloud disk ``serial``."""
+    return f'{SECRET_USAGE_PREFIX}{serial}'
+
+
+def secret_uuid(serial):
+    """The UUID of the CHAP secret of the cloud disk ``serial``, derived
+    from it: the domain XML can name it without a lookup, and a reconnect
+    redefines the same secret instead of adding one."""
+    return str(uuid.uuid5(_SECRET_NAMESPACE, serial))
+
+
 # How udev in the guest names a disk with a given serial, by disk bus
 # (virtio-blk keeps 20 characters of the serial).
 _BY_ID = {
@@ -137,14 +151,11 @@ class CloudDiskVolumeDriver(iscsi.LibvirtISCSIVolumeDriver):
 
     @staticmethod
     def _secret_usage(target):
-        return f'{SECRET_USAGE_PREFIX}{target.serial}'
+        return secret_usage(target.serial)
 
     @staticmethod
     def _secret_uuid(target):
-        """The CHAP secret's UUID, derived from the volume: the domain XML
-        can name it without a lookup, and a reconnect redefines the same
-        secret instead of adding one."""
-        return str(uuid.uuid5(_SECRET_NAMESPACE, target.serial))
+        return secret_uuid(target.serial)
 
     # -- domain XML -------------------------------------------------------
     def get_config(self, connection_info, disk_info):

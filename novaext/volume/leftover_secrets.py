@@ -95,5 +95,4 @@ def detach_unrecorded(host, instance, mountpoint, nova_detach):
                 mountpoint, instance=instance)
     nova_detach()
     if serial:
-        host.delete_secret('iscsi', f'{clouddisk.SECRET_USAGE_PREFIX}'
-                                    f'{serial}')
+        host.delete_secret('iscsi', clouddisk.secret_usage(serial))

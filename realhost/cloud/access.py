@@ -112,26 +112,28 @@ class Host:
                                 os.path.join(self.dir, 'pids'),
                                 os.path.join(self.dir, 'logs')).pid()
 
-    def novaext_version(self):
-        """The novaext version this host's nova-compute runs (its
-        virtualenv's: the checkout's, or a release's in the mixed
+    def _in_nova_compute_python(self, code):
+        """``code`` run by the python this host's nova-compute runs on
+        (its virtualenv's: the checkout's, or a release's in the mixed
         profile)."""
         with open(f'/proc/{self.nova_compute_pid()}/cmdline', 'rb') as f:
             python = f.read().split(b'\0')[0].decode()
-        return subprocess.run(
-            [python, '-I', '-c', 'import importlib.metadata as m; '
-                           'print(m.version("novaext"))'],
-            capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run([python, '-I', '-c', code],
+                              capture_output=True, text=True)
+
+    def novaext_version(self):
+        """The novaext version this host's nova-compute runs."""
+        found = self._in_nova_compute_python(
+            'import importlib.metadata as m; print(m.version("novaext"))')
+        found.check_returncode()
+        return found.stdout.strip()
 
     def novaext_traits(self):
         """The placement traits this host's novaext release adds (none
         for a release from before resize.capabilities)."""
-        with open(f'/proc/{self.nova_compute_pid()}/cmdline', 'rb') as f:
-            python = f.read().split(b'\0')[0].decode()
-        found = subprocess.run(
-            [python, '-I', '-c', 'from novaext.resize import capabilities '
-                                 'as c; print(" ".join(c.TRAITS))'],
-            capture_output=True, text=True)
+        found = self._in_nova_compute_python(
+            'from novaext.resize import capabilities as c; '
+            'print(" ".join(c.TRAITS))')
         return set(found.stdout.split()) if found.returncode == 0 else set()
 
     def log(self, name):

@@ -112,25 +112,21 @@ def test_a_server_moves_between_releases_with_its_data(
     server = servers.boot(image.id, flavors[checks.SMALL_FLAVOR], source.name)
     checks.write_marks(source, server)
 
-    since = time.time()
-    cloud.api.compute.resize_server(server, flavors[checks.LARGE_FLAVOR].id)
-    server = servers.wait(server, 'VERIFY_RESIZE')
-    assert server.compute_host == dest.name
-    _assert_pushed(_passes(notifications, server, since), there)
-    checks.assert_backed_by_verified_base(dest, server, image.id, 2)
-    checks.assert_marks(dest, server)
-    cloud.api.compute.confirm_server_resize(server)
-    server = servers.wait(server, 'ACTIVE')
+    def moved_and_confirmed(move, to, expected_pass):
+        since = time.time()
+        move()
+        moved = servers.wait(server, 'VERIFY_RESIZE')
+        assert moved.compute_host == to.name
+        _assert_pushed(_passes(notifications, moved, since), expected_pass)
+        checks.assert_backed_by_verified_base(to, moved, image.id, 2)
+        checks.assert_marks(to, moved)
+        cloud.api.compute.confirm_server_resize(moved)
+        return servers.wait(moved, 'ACTIVE')
 
-    since = time.time()
-    cloud.api.compute.migrate_server(server)
-    server = servers.wait(server, 'VERIFY_RESIZE')
-    assert server.compute_host == source.name
-    _assert_pushed(_passes(notifications, server, since), back)
-    checks.assert_backed_by_verified_base(source, server, image.id, 2)
-    checks.assert_marks(source, server)
-    cloud.api.compute.confirm_server_resize(server)
-    server = servers.wait(server, 'ACTIVE')
+    server = moved_and_confirmed(lambda: cloud.api.compute.resize_server(
+        server, flavors[checks.LARGE_FLAVOR].id), dest, there)
+    server = moved_and_confirmed(
+        lambda: cloud.api.compute.migrate_server(server), source, back)
 
     cloud.api.compute.live_migrate_server(server, host=dest.name,
                                           block_migration=True)

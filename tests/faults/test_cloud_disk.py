@@ -20,8 +20,6 @@ checks the bytes in the volume's file, and after the detach finds no
 secret, export or domain disk of the volume left.
 """
 
-import uuid
-
 import pytest
 
 from novaext.volume import clouddisk
@@ -162,7 +160,7 @@ def test_nova_compute_killed_inside_the_attach(
                         attach=False)
     faults = host_faults['compute1']
     qemu = faults.qemu_pid(disk.server)
-    secret = str(uuid.uuid5(clouddisk._SECRET_NAMESPACE, volume.id))
+    secret = clouddisk.secret_uuid(volume.id)
     with faults.nova_compute_frozen_on_secret(secret) as frozen:
         cloud.api.compute.create_volume_attachment(disk.server,
                                                    volume_id=volume.id)

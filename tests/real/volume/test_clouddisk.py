@@ -211,7 +211,7 @@ def test_start_removes_the_secret_of_an_attach_that_did_not_finish(
         real_host.driver.init_host(real_host.hostname)
 
         assert _novaext_secrets() == [
-            f'{clouddisk.SECRET_USAGE_PREFIX}{attached.volume_id}']
+            clouddisk.secret_usage(attached.volume_id)]
         real_host.driver.detach_volume(real_host.context,
                                        attached.connection_info(), guest,
                                        '/dev/sdb')
@@ -245,7 +245,7 @@ def test_detach_of_an_attach_nova_did_not_record(
         assert lun.sessions() == ''
         assert real_host.domain(guest).state()[0] == \
             libvirt.VIR_DOMAIN_RUNNING
-        unnamed = f'{clouddisk.SECRET_USAGE_PREFIX}{lun.volume_id}'
+        unnamed = clouddisk.secret_usage(lun.volume_id)
         assert _novaext_secrets() == ([] if device_attached else [unnamed])
         real_host.driver.init_host(real_host.hostname)
         assert _novaext_secrets() == []
